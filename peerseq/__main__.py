@@ -1,0 +1,5 @@
+import sys
+
+from peerseq.cli import main
+
+sys.exit(main())

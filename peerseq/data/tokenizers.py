@@ -1,0 +1,123 @@
+"""Tokenizers: sentencepiece unigram for text, characters for CTC.
+
+Saved with the prepared data under tokenizers/ and reloaded by name:
+    chars                 the 29-symbol set of paper 003 (blank, space, apostrophe, A-Z)
+    spm_{lang}            sentencepiece unigram trained on one language's training text
+    spm_{l1}-{l2}         one joint vocabulary for two languages (paper 000's "*" rows)
+Special ids are the same for every text vocabulary: pad=0, bos=1, eos=2, unk=3 (see
+peerseq.decode.protocol); the character vocabulary has blank=0.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import string
+from pathlib import Path
+from typing import Protocol
+
+import sentencepiece as spm
+
+from peerseq.errors import DataError
+
+
+class Tokenizer(Protocol):
+    vocab_size: int
+
+    def encode(self, text: str, sample: bool = False) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+class CharTokenizer:
+    """Characters with CTC blank at 0. Text is upper-cased; other characters become spaces.
+
+    The default alphabet is paper 003's: 26 capital letters, space and apostrophe (+ blank = 29).
+    """
+
+    def __init__(self, alphabet: str = " '" + string.ascii_uppercase):
+        self.alphabet = alphabet
+        self.index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+        self.vocab_size = len(alphabet) + 1
+
+    def normalize(self, text: str) -> str:
+        """The text as the model sees it: upper case, unknown characters dropped to spaces."""
+        text = "".join(ch if ch in self.index else " " for ch in text.upper())
+        return re.sub(r" +", " ", text).strip()
+
+    def encode(self, text: str, sample: bool = False) -> list[int]:
+        return [self.index[ch] for ch in self.normalize(text)]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.alphabet[i - 1] for i in ids if 0 < i < self.vocab_size)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"type": "chars", "alphabet": self.alphabet}))
+
+
+class SentencePieceTokenizer:
+    """A sentencepiece model; `sample=True` draws a segmentation (subword regularisation, Kudo
+    2018) for training, `sample=False` gives the deterministic best one for evaluation."""
+
+    def __init__(self, model_proto: bytes, alpha: float = 0.1):
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.model_proto = model_proto
+        self.alpha = alpha
+        self.vocab_size = self.sp.get_piece_size()
+
+    def encode(self, text: str, sample: bool = False) -> list[int]:
+        if sample:
+            return self.sp.encode(text, enable_sampling=True, alpha=self.alpha, nbest_size=-1)
+        return self.sp.encode(text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i > 3])
+
+    def save(self, path: Path) -> None:
+        path.write_bytes(self.model_proto)
+
+
+def train_sentencepiece(
+    sentences: list[str], vocab_size: int = 8000, seed: int = 1
+) -> SentencePieceTokenizer:
+    """Train a unigram model. vocab_size is a soft limit (hard_vocab_limit=False): a corpus too
+    small for it gets the largest vocabulary it supports instead of an error."""
+    if not sentences:
+        raise DataError("cannot train a sentencepiece model on no sentences")
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        num_threads=1,  # one thread: the trained model is then the same on every machine
+        minloglevel=2,
+    )
+    return SentencePieceTokenizer(model.getvalue())
+
+
+def save_tokenizer(tok: CharTokenizer | SentencePieceTokenizer, prepared: Path, name: str) -> None:
+    folder = Path(prepared) / "tokenizers"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".json" if isinstance(tok, CharTokenizer) else ".model"
+    tok.save(folder / f"{name}{suffix}")
+
+
+def load_tokenizer(prepared: str | Path, name: str) -> CharTokenizer | SentencePieceTokenizer:
+    """Reload a tokenizer saved with a prepared corpus, by name (e.g. 'chars', 'spm_de')."""
+    folder = Path(prepared) / "tokenizers"
+    if (folder / f"{name}.model").is_file():
+        return SentencePieceTokenizer((folder / f"{name}.model").read_bytes())
+    if (folder / f"{name}.json").is_file():
+        spec = json.loads((folder / f"{name}.json").read_text())
+        return CharTokenizer(spec["alphabet"])
+    have = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
+    raise DataError(f"{prepared}: no tokenizer '{name}' (have: {', '.join(have) or 'none'})")

@@ -1,0 +1,35 @@
+"""Tables printed for people (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_corpus_table(rows: list[dict], console: Console | None = None) -> None:
+    """One row per corpus from peerseq.data.stats.corpus_stats."""
+    t = Table(title="peerseq corpora")
+    for col in ("corpus", "train", "dev", "test", "hours", "speakers", "words", "vocabularies"):
+        t.add_column(
+            col,
+            justify="left" if col in ("corpus", "vocabularies") else "right",
+            no_wrap=col != "vocabularies",
+        )
+    for r in rows:
+        u = r["utterances"]
+        t.add_row(
+            r["name"],
+            *(str(u[s]) if s in u else "-" for s in ("train", "dev", "test")),
+            f"{r['hours']:.2f}" if r["hours"] is not None else "-",
+            str(r["speakers"]) if r["speakers"] is not None else "-",
+            str(r["words"]),
+            _vocab(r["vocab"]),
+        )
+    (console or Console(width=max(Console().width, 130))).print(t)
+
+
+def _vocab(sizes: dict[str, int]) -> str:
+    """{'chars': 29, 'spm_en': 7931, 'spm_en-de': 8000} -> 'chars 29 | spm en 7931, en-de 8000'."""
+    chars = [f"chars {v}" for k, v in sizes.items() if k == "chars"]
+    spm = [f"{k[4:]} {v}" for k, v in sizes.items() if k.startswith("spm_")]
+    return " | ".join(chars + ([f"spm {', '.join(spm)}"] if spm else []))

@@ -1,0 +1,32 @@
+"""Shared fixtures: small real audio and text made from the bundled corpora."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from peerseq.paths import bundled_data_dir
+
+# Two cores are shared by everything here; one intra-op thread keeps tests predictable.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def bundled() -> Path:
+    return bundled_data_dir()
+
+
+@pytest.fixture
+def fsdd_copy(tmp_path: Path, bundled: Path) -> Path:
+    """A copy of 40 FSDD recordings (every speaker, digits 0-1, indices 0-3 and 10-11)."""
+    dst = tmp_path / "fsdd" / "recordings"
+    dst.mkdir(parents=True)
+    for spk in ("george", "jackson", "nicolas", "theo", "yweweler"):
+        for digit in (0, 1):
+            for idx in (0, 3, 7, 11):
+                name = f"{digit}_{spk}_{idx}.wav"
+                shutil.copy(bundled / "fsdd" / "recordings" / name, dst / name)
+    return dst.parent

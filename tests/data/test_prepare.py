@@ -1,0 +1,180 @@
+"""Each bundled corpus prepares at tiny size; bad input fails clearly and leaves nothing behind."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from peerseq.data.manifest import cut_text, load_split, load_text_split
+from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.errors import DataError
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_fsdd_splits_follow_upstream_rule(tmp_path):
+    prepare(PrepareArgs("fsdd", tmp_path / "f"))
+    split_of = {s: {c.id for c in load_split(tmp_path / "f", s)} for s in ("train", "dev", "test")}
+    assert [len(split_of[s]) for s in ("train", "dev", "test")] == [2000, 250, 250]
+    assert all(int(i.split("_")[2]) < 5 for i in split_of["test"])
+    assert all(5 <= int(i.split("_")[2]) < 10 for i in split_of["dev"])
+    cut = next(iter(load_split(tmp_path / "f", "test")))
+    assert cut.sampling_rate == 16000 and cut.supervisions[0].speaker in cut.id
+    assert (
+        cut_text(cut)
+        == ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][
+            int(cut.id[0])
+        ]
+    )
+
+
+def test_fsdd_connected_keeps_the_split_and_is_seeded(tmp_path, fsdd_copy):
+    sizes = {"train": 30, "dev": 10, "test": 10}
+    a = prepare(PrepareArgs("fsdd-connected", tmp_path / "c1", src=fsdd_copy, sizes=sizes))
+    prepare(PrepareArgs("fsdd-connected", tmp_path / "c2", src=fsdd_copy, sizes=sizes))
+    assert a["args"]["sizes"] == sizes
+    for split in sizes:
+        one = tmp_path / "c1" / f"cuts_{split}.jsonl.gz"
+        two = tmp_path / "c2" / f"cuts_{split}.jsonl.gz"
+        assert one.read_bytes() == two.read_bytes()
+        assert one.stat().st_size > 0 and two.stat().st_size > 0
+    for cut in load_split(tmp_path / "c1", "test"):
+        words = cut_text(cut).split()
+        assert 2 <= len(words) <= 7
+        sources = [t.cut.recording.id for t in cut.tracks]
+        assert all(int(s.split("_")[2]) < 5 for s in sources)  # test recordings only
+        assert len({s.split("_")[1] for s in sources}) == 1  # one speaker
+        audio = cut.load_audio()
+        assert audio.shape[1] == pytest.approx(cut.duration * 16000, abs=2)
+
+
+def test_yesno_and_librivox5(tmp_path):
+    yn = prepare(PrepareArgs("yesno", tmp_path / "yn"))
+    assert yn["splits"] == ["train", "dev", "test"]
+    assert sum(len(load_split(tmp_path / "yn", s)) for s in yn["splits"]) == 60
+    words = cut_text(next(iter(load_split(tmp_path / "yn", "test")))).split()
+    assert len(words) == 8 and set(words) <= {"yes", "no"}
+    lv = prepare(PrepareArgs("librivox5", tmp_path / "lv"))
+    cuts = load_split(tmp_path / "lv", "test")
+    assert lv["splits"] == ["test"] and len(cuts) == 5
+    assert "dashwood" in " ".join(cut_text(c) for c in cuts)
+
+
+def test_multi30k_text(tmp_path, bundled):
+    prepare(PrepareArgs("multi30k", tmp_path / "m", limit=50, vocab_size=300))
+    rows = load_text_split(tmp_path / "m", "test")
+    assert len(rows) == 50
+    en = (bundled / "multi30k" / "test_2016_flickr.en").read_text().splitlines()
+    fr = (bundled / "multi30k" / "test_2016_flickr.fr").read_text().splitlines()
+    assert rows[7]["en"] == en[7] and rows[7]["fr"] == fr[7]
+    names = sorted(p.stem for p in (tmp_path / "m" / "tokenizers").iterdir())
+    assert names == ["spm_de", "spm_en", "spm_en-de", "spm_en-fr", "spm_fr"]
+
+
+def _digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*.flac")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_multi30k_speech_is_aligned_and_byte_identical(tmp_path, bundled):
+    a = PrepareArgs("multi30k-speech", tmp_path / "s1", limit=12, vocab_size=200, num_workers=2)
+    prepare(a)
+    prepare(
+        PrepareArgs("multi30k-speech", tmp_path / "s2", limit=12, vocab_size=200, num_workers=1)
+    )
+    prepare(PrepareArgs("multi30k-speech", tmp_path / "s3", limit=12, vocab_size=200, seed=2))
+    assert _digest(tmp_path / "s1") == _digest(tmp_path / "s2")  # same seed, any worker count
+    assert _digest(tmp_path / "s1") != _digest(tmp_path / "s3")  # another seed, other voices
+    en = (bundled / "multi30k" / "val.en").read_text().splitlines()
+    de = (bundled / "multi30k" / "val.de").read_text().splitlines()
+    cuts = load_split(tmp_path / "s1", "dev")
+    assert len(cuts) == 12
+    for i, cut in enumerate(cuts):
+        assert cut_text(cut) == en[i] and cut_text(cut, "de") == de[i]
+        audio = cut.load_audio()
+        assert cut.sampling_rate == 16000 and audio.shape[1] == cut.num_samples
+        # eSpeak speaks at 130-200 words a minute: duration follows the sentence's length
+        seconds_per_word = cut.duration / len(en[i].split())
+        assert 0.15 < seconds_per_word < 1.0
+        assert np.abs(audio).max() > 0.05
+
+
+def test_reuse_and_atomic_output(tmp_path, fsdd_copy):
+    out = tmp_path / "f"
+    prepare(PrepareArgs("fsdd", out, src=fsdd_copy))
+    stamp = (out / "corpus.json").stat().st_mtime_ns
+    prepare(PrepareArgs("fsdd", out, src=fsdd_copy))
+    assert (out / "corpus.json").stat().st_mtime_ns == stamp  # reused, not redone
+    (fsdd_copy / "recordings" / "1_theo_3.wav").write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(DataError, match="1_theo_3.wav: not a readable audio file"):
+        prepare(PrepareArgs("fsdd", tmp_path / "g", src=fsdd_copy))
+    assert not (tmp_path / "g").exists() and _leftovers(tmp_path) == []
+
+
+def test_skip_invalid_counts_and_reports(tmp_path, fsdd_copy):
+    rec = fsdd_copy / "recordings"
+    (rec / "1_theo_3.wav").write_bytes(b"")
+    sf.write(rec / "0_theo_3.wav", np.zeros((400, 2), np.float32), 8000)
+    meta = prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy, skip_invalid=True))
+    assert len(meta["skipped"]) == 2
+    assert any("0_theo_3.wav: expected 1 channel(s), found 2" in s for s in meta["skipped"])
+    n = sum(len(load_split(tmp_path / "f", s)) for s in ("train", "dev", "test"))
+    assert n == 38
+
+
+def test_other_sample_rate_is_resampled_and_said(tmp_path, fsdd_copy):
+    rec = fsdd_copy / "recordings"
+    audio, _ = sf.read(rec / "0_george_0.wav")
+    sf.write(rec / "0_george_0.wav", np.repeat(audio, 3), 24000)
+    meta = prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy))
+    assert any("[8000, 24000] Hz resampled to 16000 Hz" in n for n in meta["notes"])
+    cut = [c for c in load_split(tmp_path / "f", "test") if c.id == "0_george_0"][0]
+    assert cut.sampling_rate == 16000 and cut.load_audio().shape[1] == cut.num_samples
+
+
+def test_user_manifest_plugs_in(tmp_path, fsdd_copy):
+    prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy))
+    manifest = tmp_path / "f" / "cuts_train.jsonl.gz"
+    meta = prepare(PrepareArgs(str(manifest), tmp_path / "u", split="train"))
+    assert meta["kind"] == "speech" and len(load_split(tmp_path / "u", "train")) == 10
+
+
+def test_user_manifest_errors(tmp_path, fsdd_copy):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"hello": "world"}) + "\n")
+    with pytest.raises(DataError, match="bad.jsonl: not a lhotse CutSet manifest"):
+        prepare(PrepareArgs(str(bad), tmp_path / "u"))
+    prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy))
+    shutil.rmtree(fsdd_copy)  # the audio the manifest points at is gone
+    with pytest.raises(DataError, match="audio .*0_george_11.wav"):
+        prepare(PrepareArgs(str(tmp_path / "f" / "cuts_train.jsonl.gz"), tmp_path / "u"))
+
+
+def test_empty_transcript_in_user_manifest(tmp_path, fsdd_copy):
+    prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy))
+    cuts = load_split(tmp_path / "f", "train").to_eager()
+    cuts[0].supervisions[0].text = " "
+    cuts.to_file(tmp_path / "e.jsonl.gz")
+    with pytest.raises(DataError, match=f"cut {cuts[0].id}: empty transcript"):
+        prepare(PrepareArgs(str(tmp_path / "e.jsonl.gz"), tmp_path / "u"))
+
+
+def test_unknown_corpus(tmp_path):
+    with pytest.raises(DataError, match="unknown corpus 'timit'"):
+        prepare(PrepareArgs("timit", tmp_path / "t"))
+
+
+def test_parallel_text_line_mismatch_via_prepare(tmp_path, bundled):
+    src = tmp_path / "m30k"
+    shutil.copytree(bundled / "multi30k", src)
+    lines = (src / "val.fr").read_text().splitlines()[:-1]
+    (src / "val.fr").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="val.fr has 1013"):
+        prepare(PrepareArgs("multi30k", tmp_path / "m", src=src, vocab_size=100))

@@ -1,0 +1,41 @@
+from peerseq.data.tokenizers import (
+    CharTokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    train_sentencepiece,
+)
+from peerseq.decode.protocol import BOS, EOS, PAD, UNK
+
+
+def test_char_set_is_paper_003s():
+    tok = CharTokenizer()
+    assert tok.vocab_size == 29  # 26 letters, space, apostrophe, blank
+    ids = tok.encode("Don't  stop, 42 times!")
+    assert 0 not in ids  # blank is never a label
+    assert tok.decode(ids) == "DON'T STOP TIMES"
+
+
+def test_sentencepiece_roundtrip_sampling_and_reload(tmp_path, bundled):
+    lines = (bundled / "multi30k" / "train.en").read_text().splitlines()[:2000]
+    tok = train_sentencepiece(lines, vocab_size=500, seed=1)
+    assert tok.vocab_size <= 500
+    assert [tok.sp.id_to_piece(i) for i in (PAD, BOS, EOS, UNK)] == [
+        "<pad>",
+        "<s>",
+        "</s>",
+        "<unk>",
+    ]
+    s = "A man in an orange hat starring at something."
+    assert tok.decode(tok.encode(s)) == s
+    assert tok.encode(s) == tok.encode(s)  # evaluation is deterministic
+    samples = {tuple(tok.encode(s, sample=True)) for _ in range(30)}
+    assert len(samples) > 1  # subword regularisation draws different segmentations
+    assert all(tok.decode(list(x)) == s for x in samples)
+    save_tokenizer(tok, tmp_path, "spm_en")
+    again = load_tokenizer(tmp_path, "spm_en")
+    assert again.encode(s) == tok.encode(s)
+
+
+def test_small_corpus_gets_a_smaller_vocabulary():
+    tok = train_sentencepiece(["a b c d e f g", "a b c"] * 20, vocab_size=8000)
+    assert 4 < tok.vocab_size < 8000
