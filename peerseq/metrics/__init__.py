@@ -1,0 +1,1 @@
+"""Evaluation metrics: WER/CER (jiwer), BLEU/chrF (sacreBLEU), token repetition, model cost."""
