@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -142,10 +143,15 @@ def filter_cuts(
     max_seconds: float | None = None,
 ) -> CutSet:
     """Drop cuts longer than max_frames (paper 000: 3000) or outside [min_seconds, max_seconds]
-    (paper 003: 1-15 s)."""
+    (paper 003: 1-15 s). Lazy, like the CutSet it filters."""
     lo = min_seconds or 0.0
     hi = min(max_seconds or float("inf"), (max_frames or float("inf")) * FRAME_SHIFT)
-    return cuts.filter(lambda c: lo <= c.duration <= hi)
+    # a partial of a module-level function, not a lambda: lhotse's lazy sets must pickle
+    return cuts.filter(partial(_duration_within, lo=lo, hi=hi))
+
+
+def _duration_within(cut: Cut, lo: float, hi: float) -> bool:
+    return lo <= cut.duration <= hi
 
 
 def text_examples(rows: list[dict], length_of: FieldSpec) -> list[TextExample]:
