@@ -1,0 +1,114 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from peerseq.models.asr_paper003 import PAPER_TABLE1, build_paper003, table1
+from peerseq.models.frontends import conv_out_lengths
+from peerseq.models.presets import count_parameters
+
+NAMES = ["teacher_a", "teacher_b", "student_a", "student_b"]
+FEATS, V = 201, 29
+LENGTHS = torch.tensor([37, 16, 25])
+
+
+def expected_lengths(name: str, lengths: torch.Tensor) -> torch.Tensor:
+    if name == "teacher_a":  # time kernel 11, pad 5, stride 2 then stride 1
+        return conv_out_lengths(conv_out_lengths(lengths, 11, 2, 5), 11, 1, 5)
+    if name == "teacher_b":  # two time max-pools of 2
+        return lengths // 2 // 2
+    return lengths
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_lengths_and_ctc(name):
+    torch.manual_seed(0)
+    model = build_paper003(name, "tiny", FEATS, V)
+    out = model(torch.randn(3, 37, FEATS), LENGTHS)
+    want = expected_lengths(name, LENGTHS)
+    assert torch.equal(out.lengths, want)
+    assert out.log_probs.shape == (3, int(want.max()), V)
+    assert torch.equal(out.mask.sum(1), want)
+    assert torch.all(out.hidden[~out.mask] == 0)  # padded frames are zero
+    targets = torch.randint(1, V, (3, 3))
+    loss = F.ctc_loss(out.log_probs.transpose(0, 1), targets, out.lengths,
+                      torch.tensor([3, 2, 3]), blank=0)
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_invariance_eval(name):
+    torch.manual_seed(0)
+    model = build_paper003(name, "tiny", FEATS, V).eval()
+    speech = torch.randn(3, 37, FEATS)
+    speech[1, 16:] = 100.0  # garbage in the padding must not leak
+    out = model(speech, LENGTHS)
+    for i, n in enumerate(LENGTHS.tolist()):
+        alone = model(speech[i : i + 1, :n], LENGTHS[i : i + 1])
+        m = int(out.lengths[i])
+        assert int(alone.lengths[0]) == m
+        torch.testing.assert_close(alone.log_probs[0, :m], out.log_probs[i, :m],
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_paper_sizes_build_on_meta_and_students_are_unidirectional():
+    counts = table1()
+    assert set(counts) == set(NAMES)
+    with torch.device("meta"):
+        a = build_paper003("student_a")
+        b = build_paper003("student_b")
+        t = build_paper003("teacher_a")
+    assert a.encoder.lstm.num_layers == 5 and a.encoder.lstm.hidden_size == 256
+    assert b.encoder.lstm.num_layers == 2 and b.encoder.lstm.hidden_size == 512
+    assert not a.encoder.lstm.bidirectional and not b.encoder.lstm.bidirectional
+    assert t.encoder.lstm.bidirectional and t.encoder.lstm.hidden_size == 1024
+    assert counts["student_a"]["ours"] == count_parameters(a)
+
+
+def _report(counts) -> str:
+    return "; ".join(f"{k}: ours {v['ours'] / 1e6:.2f}M vs paper {v['paper'] / 1e6:.1f}M"
+                     for k, v in counts.items())
+
+
+def test_teachers_at_least_4_5x_every_student():
+    """Table 1: the smallest teacher/student ratio is 54.5 / 11.9 = 4.6."""
+    c = table1()
+    for t in ("teacher_a", "teacher_b"):
+        for s in ("student_a", "student_b"):
+            assert c[t]["ours"] >= 4.5 * c[s]["ours"], _report(c)
+
+
+# Ratios between models, ours vs Table 1, must agree within a factor TOL. Most do not, because
+# Table 1 cannot come from the architectures the paper's text describes:
+#  - with one input size, 5 LSTM x 256 always has fewer parameters than 2 LSTM x 512 (uni- or
+#    bidirectional), yet Table 1 gives the deep Student A 11.9M > the wide Student B 7.8M. The
+#    numbers fit only if A is the wide one (as the paper's own section 5.2.1 says "Student B has
+#    a deeper network structure");
+#  - 5 BLSTM layers x 1024 need > 67M parameters in layers 2-5 alone (> 100M when directions are
+#    concatenated), above Teacher A's 58.3M;
+#  - the CRNN's channel/hidden sizes are not given; ours follow the original CRNN.
+TOL = 2.0
+PAIRS = [
+    ("teacher_a", "teacher_b", True),
+    ("teacher_a", "student_a", True),
+    ("teacher_a", "student_b", True),
+    ("student_a", "student_b", True),
+    ("teacher_b", "student_a", False),
+    ("teacher_b", "student_b", False),
+]
+
+
+@pytest.mark.parametrize(
+    "num,den",
+    [pytest.param(n, d, marks=pytest.mark.xfail(strict=True, reason="Table 1 vs text, see above"))
+     if bad else (n, d) for n, d, bad in PAIRS],
+)
+def test_table1_ratios(num, den):
+    c = table1()
+    ours = c[num]["ours"] / c[den]["ours"]
+    paper = PAPER_TABLE1[num] / PAPER_TABLE1[den]
+    assert abs(math.log(ours / paper)) <= math.log(TOL), (
+        f"{num}/{den}: ours {ours:.2f} vs paper {paper:.2f} (tolerance x{TOL}); {_report(c)}"
+    )
