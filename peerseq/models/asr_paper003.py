@@ -4,19 +4,34 @@ build_paper003("teacher_a" | "teacher_b" | "student_a" | "student_b", size, feat
 Every model is a CTCModel: speech [B, T, F] (201-dim log spectrogram), lengths [B] -> SeqOutput
 over frames [B, T', 29] (characters, blank = 0).
 
-Section 5.1 of the paper fixes: Teacher A = DeepSpeech2, two convolutions + five BLSTM layers of
-1024 units; Teacher B = CRNN, seven convolutions + two recurrent layers + a transcription layer;
-Student A ("deep") = five LSTM layers of 256; Student B ("wide") = two LSTM layers of 512; every
-output layer is a linear projection to 29. Everything else is our choice, marked "(ours)" below:
-  - DeepSpeech2 convolutions follow DS2 / deepspeech.pytorch: Conv2d 32 ch, kernels (11, 41) and
-    (11, 21) over (time, freq), strides (2, 2) and (1, 2), BatchNorm, Hardtanh(0, 20).
-  - CRNN convolutions follow Shi et al. (the paper's ref [51]): 64-128-256-256-512-512-512
-    channels, 3x3 kernels (the last one 3x3 too, not CRNN's unpadded 2x2, so lengths stay simple),
-    BatchNorm after conv 5 and 6, max-pooling that halves time twice (x4) and frequency four times.
-    Its two recurrent layers are BLSTMs of 256 units, as CRNN's.
-  - Teacher BLSTMs concatenate directions (LSTMEncoder); students are unidirectional, because the
-    paper says "LSTM" for students and "BLSTM" for the teacher.
-Paper-size parameter counts do NOT match the paper's Table 1 (see table1() and the tests).
+!! NAMING: student_a is the WIDE student (2 BLSTM x 512), student_b the DEEP one (5 BLSTM x 256).
+!! Our brief (the issue) said A = deep, B = wide, as does the paper's Figure 1 caption. We follow
+!! the paper's own numbers instead: Table 1 gives Student A 11.9M > Student B 7.8M (Table 2: 20.4%
+!! and 13.4% of Teacher A), and two layers of 512 always have more parameters than five of 256
+!! with the same input and cells; section 5.2.1 also says "Student B has a deeper network".
+
+Section 5.1.2 fixes: Teacher A = DeepSpeech2, two convolutions + five BLSTM layers of 1024 units;
+Teacher B = CRNN, seven convolutions + two recurrent layers + a transcription layer; students =
+LSTM networks of 2 x 512 and 5 x 256; every output layer is a linear projection to 29; the input
+is a spectrogram and "it is necessary to extract higher-level feature representations using
+CNNs". Our reading, chosen so paper-size counts agree with Table 1 in proportion (every pairwise
+ratio within 20%; see table1() and the tests); choices not in the text are marked "(ours)":
+  - Teacher A: DS2 / deepspeech.pytorch convolutions: Conv2d 32 ch, kernels (11, 41) and (11, 21)
+    over (time, freq), strides (2, 2) and (1, 2), BatchNorm, Hardtanh(0, 20); its BLSTMs SUM the
+    two directions after every layer (the DS2 paper; deepspeech.pytorch), 89.2M. No BLSTM x 1024
+    stack fits 58.3M: with summed directions layers 2-5 alone hold 67.2M (concatenated: >100M).
+  - Students: the same DS2 convolutional front-end (the sentence above), then BIDIRECTIONAL LSTMs
+    with directions concatenated (torch's default) (ours: with unidirectional students, or without
+    the front-end, the students are 2-3x too small next to any BLSTM x 1024 teacher).
+  - Teacher B: CRNN convolutions after Shi et al. (ref [51]): 64-128-256-256-512-512-512 channels,
+    3x3 kernels (the last one 3x3 too, not CRNN's unpadded 2x2, so lengths stay simple),
+    BatchNorm after conv 5 and 6, max-pooling that halves time twice (x4) and frequency four
+    times. Its two recurrent layers are Teacher A's kind, BLSTM x 1024 summed (ours: the paper
+    gives no CRNN widths; CRNN's own 2 x BLSTM 256 gives 21.6M, far from 54.5M).
+Every model comes out ~1.3-1.5x Table 1 (ours 89.2 / 82.4 / 15.4 / 10.4M vs 58.3 / 54.5 / 11.9 /
+7.8M): the ratios agree, the absolute sizes do not. An alternative that also gets the absolute
+sizes within 15% makes Teacher A a bidirectional GRU (DS2's cell; 66.7M) and sums the students'
+directions too (13.0M, 8.1M), but contradicts "BLSTM" and Table 1's "Teacher LSTM".
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from peerseq.models.encoders import LSTMEncoder
 from peerseq.models.frontends import conv_out_lengths
 from peerseq.models.output import lengths_to_mask
 
-# Table 1 of paper 003 (millions of parameters); Student A is the deep one, B the wide one.
+# Table 1 of paper 003 (parameters); Student A is the WIDE one (2 x 512), B the DEEP one (5 x 256).
 PAPER_TABLE1 = {"teacher_a": 58.3e6, "teacher_b": 54.5e6, "student_a": 11.9e6, "student_b": 7.8e6}
 
 
@@ -128,39 +143,66 @@ class CRNNConv(nn.Module):
         return x, lengths
 
 
+class SummedBLSTM(nn.Module):
+    """DeepSpeech2's bidirectional LSTM stack: directions SUMMED after every layer (the DS2 paper's
+    h = h_forward + h_backward; deepspeech.pytorch's BatchRNN). [B, T, D_in] -> [B, T, H].
+
+    Each layer is a packed one-layer BLSTM (LSTMEncoder), so padding never enters the recurrence.
+    """
+
+    def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            LSTMEncoder(input_dim if i == 0 else hidden, hidden, 1, True, dropout)
+            for i in range(layers)
+        )
+        self.hidden = hidden
+        self.out_dim = hidden
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for layer in self.layers:
+            y, lengths = layer(x, lengths)
+            x = y[..., : self.hidden] + y[..., self.hidden :]  # forward + backward
+        return x, lengths
+
+
 @dataclass(frozen=True)
 class Paper003Config:
-    """hidden/layers of the recurrent stack; conv sizes for the teachers' front-ends."""
+    """hidden/layers of the recurrent stack; directions: "uni" (LSTM), "cat" (BLSTM, directions
+    concatenated, torch's default) or "sum" (BLSTM, directions summed, DeepSpeech2); conv sizes
+    for the front-end ("ds2", "crnn" or "none")."""
 
     hidden: int
     layers: int
-    bidirectional: bool
-    conv: str  # "ds2", "crnn" or "none"
+    directions: str
+    conv: str
     conv_channels: tuple[int, ...] = (32,)
     dropout: float = 0.0
 
 
 _CRNN_PAPER = (64, 128, 256, 256, 512, 512, 512)
 CONFIGS: dict[str, dict[str, Paper003Config]] = {
-    "teacher_a": {
-        "paper": Paper003Config(1024, 5, True, "ds2", (32,)),
-        "small": Paper003Config(256, 3, True, "ds2", (16,)),
-        "tiny": Paper003Config(16, 2, True, "ds2", (4,)),
+    "teacher_a": {  # DeepSpeech2: 2 conv + 5 BLSTM x 1024, directions summed
+        "paper": Paper003Config(1024, 5, "sum", "ds2", (32,)),
+        "small": Paper003Config(256, 3, "sum", "ds2", (16,)),
+        "tiny": Paper003Config(16, 2, "sum", "ds2", (4,)),
     },
-    "teacher_b": {
-        "paper": Paper003Config(256, 2, True, "crnn", _CRNN_PAPER),
-        "small": Paper003Config(128, 2, True, "crnn", (16, 32, 64, 64, 128, 128, 128)),
-        "tiny": Paper003Config(16, 2, True, "crnn", (4, 4, 8, 8, 8, 8, 8)),
+    "teacher_b": {  # CRNN: 7 conv + 2 BLSTM x 1024 (Teacher A's recurrent layers, ours)
+        "paper": Paper003Config(1024, 2, "sum", "crnn", _CRNN_PAPER),
+        "small": Paper003Config(192, 2, "sum", "crnn", (16, 32, 64, 64, 128, 128, 128)),
+        "tiny": Paper003Config(16, 2, "sum", "crnn", (4, 4, 8, 8, 8, 8, 8)),
     },
-    "student_a": {  # deep
-        "paper": Paper003Config(256, 5, False, "none"),
-        "small": Paper003Config(128, 5, False, "none"),
-        "tiny": Paper003Config(16, 5, False, "none"),
+    "student_a": {  # WIDE: DS2 conv + 2 BLSTM x 512 (concatenated)
+        "paper": Paper003Config(512, 2, "cat", "ds2", (32,)),
+        "small": Paper003Config(128, 2, "cat", "ds2", (8,)),
+        "tiny": Paper003Config(32, 2, "cat", "ds2", (4,)),
     },
-    "student_b": {  # wide
-        "paper": Paper003Config(512, 2, False, "none"),
-        "small": Paper003Config(256, 2, False, "none"),
-        "tiny": Paper003Config(32, 2, False, "none"),
+    "student_b": {  # DEEP: DS2 conv + 5 BLSTM x 256 (concatenated)
+        "paper": Paper003Config(256, 5, "cat", "ds2", (32,)),
+        "small": Paper003Config(64, 5, "cat", "ds2", (8,)),
+        "tiny": Paper003Config(16, 5, "cat", "ds2", (4,)),
     },
 }
 
@@ -168,7 +210,15 @@ CONFIGS: dict[str, dict[str, Paper003Config]] = {
 def build_paper003(
     name: str, size: str = "paper", feat_dim: int = 201, vocab: int = 29
 ) -> CTCModel:
-    """Front-end (convs or none) -> LSTM stack (packed) -> Linear(out_dim, vocab), blank = 0."""
+    """Front-end (convs or none) -> LSTM stack (packed) -> Linear(out_dim, vocab), blank = 0.
+
+    Shapes at size "paper" (see the module docstring for the reading):
+      teacher_a: DS2 conv (32 ch) -> 5 BLSTM x 1024, directions summed (DeepSpeech2)
+      teacher_b: CRNN 7 conv -> 2 BLSTM x 1024, directions summed
+      student_a: WIDE - DS2 conv (32 ch) -> 2 BLSTM x 512, concatenated (NOT the brief's deep one)
+      student_b: DEEP - DS2 conv (32 ch) -> 5 BLSTM x 256, concatenated (NOT the brief's wide one)
+    Teacher A and both students subsample time by 2, Teacher B by 4.
+    """
     if name not in CONFIGS:
         raise ValueError(f"unknown paper-003 model {name!r}; known: {sorted(CONFIGS)}")
     if size not in CONFIGS[name]:
@@ -182,7 +232,13 @@ def build_paper003(
         rnn_in = frontend.out_dim
     else:
         frontend, rnn_in = Identity(), feat_dim
-    encoder = LSTMEncoder(rnn_in, cfg.hidden, cfg.layers, cfg.bidirectional, cfg.dropout)
+    encoder: nn.Module
+    if cfg.directions == "sum":
+        encoder = SummedBLSTM(rnn_in, cfg.hidden, cfg.layers, cfg.dropout)
+    elif cfg.directions in ("cat", "uni"):
+        encoder = LSTMEncoder(rnn_in, cfg.hidden, cfg.layers, cfg.directions == "cat", cfg.dropout)
+    else:
+        raise ValueError(f"unknown directions {cfg.directions!r}")
     return CTCModel(frontend, encoder, nn.Linear(encoder.out_dim, vocab))
 
 

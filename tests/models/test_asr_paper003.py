@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from peerseq.models.asr_paper003 import PAPER_TABLE1, build_paper003, table1
+from peerseq.models.asr_paper003 import (
+    PAPER_TABLE1,
+    DeepSpeech2Conv,
+    SummedBLSTM,
+    build_paper003,
+    table1,
+)
 from peerseq.models.frontends import conv_out_lengths
 from peerseq.models.presets import count_parameters
 
@@ -14,7 +20,8 @@ LENGTHS = torch.tensor([37, 16, 25])
 
 
 def expected_lengths(name: str, lengths: torch.Tensor) -> torch.Tensor:
-    if name == "teacher_a":  # time kernel 11, pad 5, stride 2 then stride 1
+    if name in ("teacher_a", "student_a", "student_b"):  # DS2 convs: time kernel 11, pad 5,
+        # stride 2 then stride 1
         return conv_out_lengths(conv_out_lengths(lengths, 11, 2, 5), 11, 1, 5)
     if name == "teacher_b":  # two time max-pools of 2
         return lengths // 2 // 2
@@ -53,18 +60,32 @@ def test_padding_invariance_eval(name):
                                    atol=1e-4, rtol=1e-4)
 
 
-def test_paper_sizes_build_on_meta_and_students_are_unidirectional():
+def test_paper_sizes_build_on_meta_and_shapes():
     counts = table1()
     assert set(counts) == set(NAMES)
     with torch.device("meta"):
         a = build_paper003("student_a")
         b = build_paper003("student_b")
         t = build_paper003("teacher_a")
-    assert a.encoder.lstm.num_layers == 5 and a.encoder.lstm.hidden_size == 256
-    assert b.encoder.lstm.num_layers == 2 and b.encoder.lstm.hidden_size == 512
-    assert not a.encoder.lstm.bidirectional and not b.encoder.lstm.bidirectional
-    assert t.encoder.lstm.bidirectional and t.encoder.lstm.hidden_size == 1024
+        tb = build_paper003("teacher_b")
+    # Student A is the WIDE one, Student B the DEEP one (Table 1 / section 5.2.1, not the brief)
+    assert a.encoder.lstm.num_layers == 2 and a.encoder.lstm.hidden_size == 512
+    assert b.encoder.lstm.num_layers == 5 and b.encoder.lstm.hidden_size == 256
+    assert a.encoder.lstm.bidirectional and b.encoder.lstm.bidirectional
+    assert isinstance(a.frontend, DeepSpeech2Conv) and isinstance(b.frontend, DeepSpeech2Conv)
+    # Teacher A: 5 BLSTM x 1024 with summed directions; Teacher B: 2 of the same
+    assert isinstance(t.encoder, SummedBLSTM) and len(t.encoder.layers) == 5
+    assert all(layer.lstm.hidden_size == 1024 and layer.lstm.bidirectional
+               for layer in t.encoder.layers)
+    assert t.encoder.out_dim == 1024
+    assert isinstance(tb.encoder, SummedBLSTM) and len(tb.encoder.layers) == 2
     assert counts["student_a"]["ours"] == count_parameters(a)
+    assert counts["student_a"]["ours"] > counts["student_b"]["ours"]
+
+
+def test_small_students_train_quickly():
+    for name in ("student_a", "student_b"):
+        assert count_parameters(build_paper003(name, "small")) < 1.5e6
 
 
 def _report(counts) -> str:
@@ -80,31 +101,21 @@ def test_teachers_at_least_4_5x_every_student():
             assert c[t]["ours"] >= 4.5 * c[s]["ours"], _report(c)
 
 
-# Ratios between models, ours vs Table 1, must agree within a factor TOL. Most do not, because
-# Table 1 cannot come from the architectures the paper's text describes:
-#  - with one input size, 5 LSTM x 256 always has fewer parameters than 2 LSTM x 512 (uni- or
-#    bidirectional), yet Table 1 gives the deep Student A 11.9M > the wide Student B 7.8M. The
-#    numbers fit only if A is the wide one (as the paper's own section 5.2.1 says "Student B has
-#    a deeper network structure");
-#  - 5 BLSTM layers x 1024 need > 67M parameters in layers 2-5 alone (> 100M when directions are
-#    concatenated), above Teacher A's 58.3M;
-#  - the CRNN's channel/hidden sizes are not given; ours follow the original CRNN.
-TOL = 2.0
+# Ratios between models, ours vs Table 1, must agree within a factor TOL (they do within 1.19;
+# see the module docstring for the reading). Absolute sizes are ~1.3-1.5x Table 1's: no stack of
+# five BLSTM x 1024 fits in 58.3M (layers 2-5 alone hold 67.2M with summed directions).
+TOL = 1.25
 PAIRS = [
-    ("teacher_a", "teacher_b", True),
-    ("teacher_a", "student_a", True),
-    ("teacher_a", "student_b", True),
-    ("student_a", "student_b", True),
-    ("teacher_b", "student_a", False),
-    ("teacher_b", "student_b", False),
+    ("teacher_a", "teacher_b"),
+    ("teacher_a", "student_a"),
+    ("teacher_a", "student_b"),
+    ("student_a", "student_b"),
+    ("teacher_b", "student_a"),
+    ("teacher_b", "student_b"),
 ]
 
 
-@pytest.mark.parametrize(
-    "num,den",
-    [pytest.param(n, d, marks=pytest.mark.xfail(strict=True, reason="Table 1 vs text, see above"))
-     if bad else (n, d) for n, d, bad in PAIRS],
-)
+@pytest.mark.parametrize("num,den", PAIRS)
 def test_table1_ratios(num, den):
     c = table1()
     ours = c[num]["ours"] / c[den]["ours"]
