@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from peerseq.metrics.cost import count_parameters  # noqa: F401 (one counter, re-exported)
 from peerseq.models.ctc_model import CTCModel
 from peerseq.models.decoder import TransformerDecoder
 from peerseq.models.encoder_decoder import EncoderDecoder
@@ -187,8 +188,3 @@ def build(
         )
     cfg = dataclasses.replace(cfg, **overrides)
     return BUILDERS[name](cfg, src_feats, vocab, src_vocab, ctc_vocab)
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters; tied (shared) parameters count once."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
