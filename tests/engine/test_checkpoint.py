@@ -1,0 +1,232 @@
+"""Checkpoints: exact resume of several peers, atomic layout, refusal of pickled code, averaging."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from peerseq.engine.checkpoint import (
+    average_checkpoints,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
+from peerseq.errors import PeerseqError
+
+
+class Tied(nn.Module):
+    """Embedding and output projection share one weight, as in a transformer LM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 8)
+        self.drop = nn.Dropout(0.3)
+        self.out = nn.Linear(8, 10, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, 10)
+        return self.out(self.drop(self.emb(x)))
+
+
+def make_peers(seed: int):
+    torch.manual_seed(seed)
+    models = {
+        "a": nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.BatchNorm1d(16), nn.Linear(16, 3)),
+        "b": Tied(),
+    }
+    optimizers = {
+        "a": torch.optim.AdamW(models["a"].parameters(), lr=1e-2),
+        "b": torch.optim.SGD(models["b"].parameters(), lr=0.1, momentum=0.9),
+    }
+    schedulers = {
+        p: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0 / (1 + s))
+        for p, o in optimizers.items()
+    }
+    return models, optimizers, schedulers
+
+
+def train(models, optimizers, schedulers, steps: int) -> None:
+    """Inputs come from the torch, numpy and python RNGs, so a resume matches only if all three
+    (and dropout's torch RNG) are restored."""
+    for _ in range(steps):
+        scale = float(np.random.rand()) + random.random()
+        x = torch.randn(6, 4) * scale
+        y = torch.randint(0, 10, (6,))
+        loss = models["a"](x).pow(2).mean() + nn.functional.cross_entropy(models["b"](y), y)
+        for opt in optimizers.values():
+            opt.zero_grad()
+        loss.backward()
+        for p in models:
+            optimizers[p].step()
+            schedulers[p].step()
+
+
+def params(models) -> dict[str, torch.Tensor]:
+    return {f"{p}.{k}": v.clone() for p, m in models.items() for k, v in m.state_dict().items()}
+
+
+def assert_same(x, y) -> None:
+    if isinstance(x, torch.Tensor):
+        assert torch.equal(x, y)
+    elif isinstance(x, dict):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert_same(x[k], y[k])
+    elif isinstance(x, (list, tuple)):
+        assert len(x) == len(y)
+        for a, b in zip(x, y, strict=True):
+            assert_same(a, b)
+    else:
+        assert x == y
+
+
+def test_round_trip_and_exact_resume(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    train(models, optimizers, schedulers, 2)
+    sampler_rng = random.Random(5)
+    extra = {
+        "epoch": 1,
+        "step": 2,
+        "best": float("inf"),
+        "sampler": {"bucket_rng_state": sampler_rng.getstate(), "diag": {3: [1, 2.5, "x"]}},
+    }
+    ckpt = save_checkpoint(tmp_path, 2, models, optimizers, schedulers, extra, keep_last=3)
+    saved_params = params(models)
+    saved_optim = {p: copy.deepcopy(o.state_dict()) for p, o in optimizers.items()}
+
+    train(models, optimizers, schedulers, 3)  # the original run continues
+    expected = params(models)
+
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)  # scramble all RNGs
+    fresh, fresh_opt, fresh_sched = make_peers(1)
+    got_extra = load_checkpoint(ckpt, fresh, fresh_opt, fresh_sched)
+
+    assert_same(params(fresh), saved_params)
+    for p in fresh_opt:
+        assert_same(fresh_opt[p].state_dict(), saved_optim[p])
+        assert fresh_sched[p].last_epoch == 2
+    assert fresh["b"].out.weight is fresh["b"].emb.weight  # loading keeps the tie
+    assert got_extra["best"] == float("inf") and got_extra["sampler"]["diag"] == {3: [1, 2.5, "x"]}
+    restored = random.Random()
+    restored.setstate(got_extra["sampler"]["bucket_rng_state"])  # needs tuples, not lists
+    assert restored.random() == sampler_rng.random()
+
+    train(fresh, fresh_opt, fresh_sched, 3)
+    assert_same(params(fresh), expected)  # bit-identical continuation
+    assert latest_checkpoint(tmp_path) == ckpt
+    with safe_open(str(ckpt / "model.b.safetensors"), framework="pt") as f:
+        assert len(list(f.keys())) == 1  # the tied weight is stored once
+
+
+def test_keep_last_deletes_older(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, step, models, optimizers, schedulers, {}, keep_last=2)
+    assert [d.name for d in list_checkpoints(tmp_path)] == ["step-00000030", "step-00000040"]
+    assert not [d for d in (tmp_path / "checkpoints").iterdir() if d.name.startswith(".step")]
+    with pytest.raises(PeerseqError, match="already exists"):
+        save_checkpoint(tmp_path, 40, models, optimizers, schedulers, {})
+
+
+def test_partial_dir_and_stale_pointer_are_ignored(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 5, models, optimizers, schedulers, {})
+    partial = tmp_path / "checkpoints" / ".step-00000009.partial-x1y2"
+    partial.mkdir()
+    (partial / "model.a.safetensors").write_bytes(b"half")
+    (partial / "state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path) == ckpt
+    (tmp_path / "checkpoints" / "latest").write_text("step-00000099\n")  # points nowhere
+    assert latest_checkpoint(tmp_path) == ckpt
+    assert latest_checkpoint(tmp_path / "empty") is None
+
+
+class Payload:
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return builtins.exec, (f"open({self.marker!r}, 'w').write('pwned')",)
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_malicious_optimizer_file_is_refused(tmp_path, writer):
+    models, optimizers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    marker = tmp_path / "marker"
+    evil = {"optimizer": Payload(marker), "scheduler": None}
+    with open(ckpt / "optim.a.pt", "wb") as f:
+        pickle.dump(evil, f, protocol=2) if writer == "pickle" else torch.save(evil, f)
+    # the payload is real: plain unpickling runs it
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(Payload(control)))
+    assert control.exists()
+
+    before = params(models)
+    with pytest.raises(PeerseqError, match="optim.a.pt"):
+        load_checkpoint(ckpt, models, optimizers, schedulers)
+    assert not marker.exists()
+    assert_same(params(models), before)  # nothing was modified
+
+
+def test_bad_files_name_the_file(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    other = {"a": nn.Sequential(nn.Linear(4, 16)), "b": Tied()}
+    with pytest.raises(PeerseqError, match=r"model\.a\.safetensors.*missing keys.*unexpected"):
+        load_checkpoint(ckpt, other)
+    (ckpt / "model.b.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(PeerseqError, match=r"model\.b\.safetensors"):
+        load_checkpoint(ckpt, models)
+    (ckpt / "rng.pt").unlink()
+    with pytest.raises(PeerseqError, match=r"rng\.pt: missing"):
+        load_checkpoint(ckpt, {"a": models["a"]})
+
+
+def test_unpicklable_scheduler_state_refused_at_save(tmp_path):
+    class Warmup:  # a callable object: LambdaLR saves its __dict__
+        def __init__(self) -> None:
+            self.where = tmp_path
+
+        def __call__(self, step: int) -> float:
+            return 1.0
+
+    models, optimizers, _ = make_peers(0)
+    schedulers = {"a": torch.optim.lr_scheduler.LambdaLR(optimizers["a"], Warmup())}
+    with pytest.raises(PeerseqError, match="optim.a.pt.*would need pickle"):
+        save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    assert not list((tmp_path / "checkpoints").iterdir())  # no step dir, no partial left
+
+
+def test_average_of_three_equals_manual_mean(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    snapshots = []
+    for step in (1, 2, 3):
+        train(models, optimizers, schedulers, 1)
+        save_checkpoint(tmp_path, step, models, optimizers, schedulers, {}, rng=False)
+        snapshots.append(params(models))
+    avg = average_checkpoints(list_checkpoints(tmp_path)[-3:], "a")
+    for key, value in avg.items():
+        if value.is_floating_point():
+            manual = sum(s[f"a.{key}"].double() for s in snapshots) / 3
+            torch.testing.assert_close(value, manual.float(), rtol=0, atol=1e-7)
+        else:  # BatchNorm's num_batches_tracked: from the last checkpoint
+            assert torch.equal(value, snapshots[-1][f"a.{key}"])
+
+    tied = average_checkpoints(list_checkpoints(tmp_path), "b")
+    assert tied["out.weight"] is tied["emb.weight"]
+    save_weights(tmp_path / "avg.b.safetensors", tied)
+    fresh = Tied()
+    fresh.load_state_dict(load_weights(tmp_path / "avg.b.safetensors"))
+    assert torch.equal(fresh.emb.weight, tied["emb.weight"])
