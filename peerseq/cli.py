@@ -42,6 +42,47 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"prepared {meta['name']} in {args.out} ({meta.get('seconds', 0)} s)")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from peerseq.config import load_config
+    from peerseq.experiment import Experiment
+    from peerseq.train import train
+
+    state = train(load_config(Experiment, args.config, args.overrides), resume=args.resume)
+    print(f"finished at step {state.step}, epoch {state.epoch}; best {state.best}")
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    from peerseq.evaluate import score
+    from peerseq.runs import decode_split, load_run
+
+    run = load_run(args.run, args.weights)
+    decoded = decode_split(run, args.peer, args.split, args.beam)
+    out = Path(args.out or run.dir / "decode" / f"{args.peer}.{args.split}.hyp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(decoded.hyps) + "\n")
+    metric = run.exp.peers[args.peer].decode.metric
+    if metric != "none":
+        value, signature = score(decoded, metric)
+        print(f"{args.peer} {args.split} {metric} {value:.2f}  ({signature})")
+    print(f"wrote {len(decoded.hyps)} hypotheses to {out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from peerseq.report.tables import print_scores
+    from peerseq.runs import evaluate_run, load_run
+
+    run = load_run(args.run, args.weights)
+    scores = evaluate_run(run, args.split)
+    print_scores(scores, title=f"{args.run} ({args.split}, {args.weights} weights)")
+    print(f"wrote {run.dir / 'eval' / (args.split + '.json')}")
+
+
+def cmd_average(args: argparse.Namespace) -> None:
+    from peerseq.runs import average_run
+
+    print(f"averaged weights in {average_run(args.run, args.last)}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from peerseq.demo import run_demo
 
@@ -76,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip (and count) invalid utterances instead of stopping",
     )
     pp.set_defaults(func=cmd_prepare)
+
+    pt = sub.add_parser("train", help="train the peers of a config (any method)")
+    pt.add_argument("config", help="experiment YAML (see recipes/)")
+    pt.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=3e-4")
+    pt.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    pt.set_defaults(func=cmd_train)
+
+    for name, helptext in (("decode", "decode one peer"), ("evaluate", "score every peer")):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("run", help="run directory (out_dir of the config)")
+        if name == "decode":
+            q.add_argument("--peer", required=True)
+            q.add_argument("--beam", type=int)
+            q.add_argument("--out", help="hypotheses file (default RUN/decode/PEER.SPLIT.hyp)")
+        q.add_argument("--split", default="test")
+        q.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+        q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
+
+    pa = sub.add_parser("average", help="average the last N checkpoints of a run")
+    pa.add_argument("run")
+    pa.add_argument("--last", type=int, default=5)
+    pa.set_defaults(func=cmd_average)
 
     pd = sub.add_parser("demo", help="prepare the bundled corpora and print their table")
     pd.add_argument("--workdir", default="exp/demo")

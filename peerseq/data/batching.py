@@ -42,6 +42,7 @@ class FieldSpec:
     column: str
     tokenizer: Tokenizer
     add_eos: bool = False
+    sample: bool = False  # draw a sentencepiece segmentation (subword regularisation; training)
 
 
 @dataclass
@@ -79,10 +80,10 @@ def pad_tokens(seqs: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch
     return out, lengths
 
 
-def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], sample: bool, batch: Batch) -> None:
+def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], batch: Batch) -> None:
     for name, spec in fields.items():
         texts = [r[spec.column] for r in rows]
-        seqs = [spec.tokenizer.encode(t, sample=sample) for t in texts]
+        seqs = [spec.tokenizer.encode(t, sample=spec.sample) for t in texts]
         if spec.add_eos:
             seqs = [s + [EOS] for s in seqs]
         batch.tokens[name], batch.lengths[name] = pad_tokens(seqs)
@@ -93,19 +94,12 @@ def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], sample: bool, batc
 
 class SpeechCollator:
     """CutSet -> Batch: features (precomputed if the cuts have them, else on the fly with
-    lhotse's extractor), optional per-utterance CMVN, and token fields.
-
-    sample=True draws sentencepiece segmentations (subword regularisation) for training.
+    lhotse's extractor), optional per-utterance CMVN, and token fields (a FieldSpec with
+    sample=True draws sentencepiece segmentations: subword regularisation for training).
     """
 
-    def __init__(
-        self,
-        fields: dict[str, FieldSpec],
-        features: str = "fbank80",
-        cmvn: bool = True,
-        sample: bool = False,
-    ):
-        self.fields, self.cmvn, self.sample = fields, cmvn, sample
+    def __init__(self, fields: dict[str, FieldSpec], features: str = "fbank80", cmvn: bool = True):
+        self.fields, self.cmvn = fields, cmvn
         self.on_the_fly = OnTheFlyFeatures(extractor(features))
 
     def __call__(self, cuts: CutSet) -> Batch:
@@ -119,20 +113,20 @@ class SpeechCollator:
         if self.cmvn:
             feats = utterance_cmvn(feats, lens)
         batch = Batch(ids=[c.id for c in cuts], speech=feats, speech_lengths=lens)
-        _tokenize([text_row(c) for c in cuts], self.fields, self.sample, batch)
+        _tokenize([text_row(c) for c in cuts], self.fields, batch)
         return batch
 
 
 class TextCollator:
     """list of TextExample (from text_examples) -> Batch with token fields only."""
 
-    def __init__(self, fields: dict[str, FieldSpec], sample: bool = False):
-        self.fields, self.sample = fields, sample
+    def __init__(self, fields: dict[str, FieldSpec]):
+        self.fields = fields
 
     def __call__(self, examples: list[TextExample]) -> Batch:
         rows = [e.custom["row"] for e in examples]
         batch = Batch(ids=[r["id"] for r in rows])
-        _tokenize(rows, self.fields, self.sample, batch)
+        _tokenize(rows, self.fields, batch)
         return batch
 
 

@@ -57,7 +57,7 @@ def precomputed(prepared: str | Path, split: str, kind: str, num_jobs: int = 1) 
             )
             stored = stored.map(partial(_move_storage, old=tmp, new=folder))
             stored.to_file(tmp / "cuts.jsonl.gz")
-    return CutSet.from_file(manifest)
+    return CutSet.from_jsonl_lazy(manifest)
 
 
 def _move_storage(cut, old: Path, new: Path):

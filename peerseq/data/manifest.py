@@ -131,7 +131,7 @@ def load_split(prepared: str | Path, split: str) -> CutSet:
     path = Path(prepared) / f"cuts_{split}.jsonl.gz"
     if not path.is_file():
         raise DataError(f"{prepared}: no split '{split}' (expected {path.name})")
-    return CutSet.from_file(path)
+    return CutSet.from_jsonl_lazy(path)
 
 
 def load_text_split(prepared: str | Path, split: str) -> list[dict]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import random
 import re
 import string
 from pathlib import Path
@@ -58,18 +60,31 @@ class CharTokenizer:
 
 class SentencePieceTokenizer:
     """A sentencepiece model; `sample=True` draws a segmentation (subword regularisation, Kudo
-    2018) for training, `sample=False` gives the deterministic best one for evaluation."""
+    2018) for training, `sample=False` gives the deterministic best one for evaluation.
 
-    def __init__(self, model_proto: bytes, alpha: float = 0.1):
+    Sampling is Kudo's l-best form: one of the `nbest` best segmentations, drawn with
+    probability proportional to P(x)^alpha by Python's `random`. sentencepiece's own sampler
+    is not used because its generator is thread-local and cannot be re-seeded or saved, so a
+    resumed run could not draw the same segmentations; Python's random state is checkpointed.
+    """
+
+    def __init__(self, model_proto: bytes, alpha: float = 0.1, nbest: int = 64):
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.model_proto = model_proto
-        self.alpha = alpha
+        self.alpha, self.nbest = alpha, nbest
         self.vocab_size = self.sp.get_piece_size()
+        self.piece_scores = [self.sp.get_score(i) for i in range(self.vocab_size)]
 
     def encode(self, text: str, sample: bool = False) -> list[int]:
-        if sample:
-            return self.sp.encode(text, enable_sampling=True, alpha=self.alpha, nbest_size=-1)
-        return self.sp.encode(text)
+        if not sample:
+            return self.sp.encode(text)
+        candidates = self.sp.nbest_encode_as_ids(text, self.nbest)
+        if len(candidates) < 2:
+            return candidates[0] if candidates else self.sp.encode(text)
+        scores = [sum(self.piece_scores[i] for i in c) for c in candidates]  # log P(x)
+        top = max(scores)
+        weights = [math.exp(self.alpha * (s - top)) for s in scores]
+        return random.choices(candidates, weights=weights)[0]
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i > 3])

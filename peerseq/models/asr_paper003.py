@@ -53,9 +53,7 @@ PAPER_TABLE1 = {"teacher_a": 58.3e6, "teacher_b": 54.5e6, "student_a": 11.9e6, "
 class Identity(nn.Module):
     """Front-end that passes features through: (x [B, T, F], lengths) -> (x, lengths)."""
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x, lengths
 
 
@@ -79,9 +77,11 @@ class DeepSpeech2Conv(nn.Module):
         self.layers = nn.ModuleList()
         f, c_in = feat_dim, 1
         for k, s, p in self.specs:
-            self.layers.append(nn.Sequential(
-                nn.Conv2d(c_in, channels, k, s, p), nn.BatchNorm2d(channels), nn.Hardtanh(0, 20)
-            ))
+            self.layers.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, channels, k, s, p), nn.BatchNorm2d(channels), nn.Hardtanh(0, 20)
+                )
+            )
             f = (f + 2 * p[1] - k[1]) // s[1] + 1
             c_in = channels
         self.out_dim = channels * f
@@ -113,7 +113,13 @@ class CRNNConv(nn.Module):
         channels: tuple[int, ...] = (64, 128, 256, 256, 512, 512, 512),
         batch_norm: tuple[bool, ...] = (False, False, False, False, True, True, False),
         pools: tuple[tuple[int, int] | None, ...] = (
-            (2, 2), (2, 2), None, (1, 2), None, (1, 2), None
+            (2, 2),
+            (2, 2),
+            None,
+            (1, 2),
+            None,
+            (1, 2),
+            None,
         ),
     ):
         super().__init__()
@@ -159,9 +165,7 @@ class SummedBLSTM(nn.Module):
         self.hidden = hidden
         self.out_dim = hidden
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.layers:
             y, lengths = layer(x, lengths)
             x = y[..., : self.hidden] + y[..., self.hidden :]  # forward + backward

@@ -30,8 +30,9 @@ class LayerCache:
     mem_v: torch.Tensor
 
     def index_select(self, index: torch.Tensor) -> LayerCache:
-        return LayerCache(*(t.index_select(0, index) for t in
-                            (self.self_k, self.self_v, self.mem_k, self.mem_v)))
+        return LayerCache(
+            *(t.index_select(0, index) for t in (self.self_k, self.self_v, self.mem_k, self.mem_v))
+        )
 
 
 DecoderCache = list[LayerCache]
@@ -132,8 +133,10 @@ class TransformerDecoder(nn.Module):
         """
         past = 0 if cache is None else cache[0].self_k.size(2)
         if past >= tokens.size(1):
-            raise ValueError(f"cache already holds {past} positions but only {tokens.size(1)} "
-                             "tokens were given: pass all tokens so far, the new one last")
+            raise ValueError(
+                f"cache already holds {past} positions but only {tokens.size(1)} "
+                "tokens were given: pass all tokens so far, the new one last"
+            )
         x = self.embed.embed(tokens[:, past:], start=past)
         new_cache: DecoderCache = []
         for i, layer in enumerate(self.layers):

@@ -145,3 +145,41 @@ def em_output(
         raise ValueError("the sequence model's SeqOutput has no hidden states to attend from")
     hidden = aux(seq_out.hidden, seq_out.lengths, tokens, token_lengths)
     return SeqOutput.from_logits(output_layer(hidden), seq_out.lengths, hidden)
+
+
+class EMNetwork(nn.Module):
+    """The EM-Network in teacher mode, as a peer: the auxiliary network plus the sequence
+    model's own output layer (shared: the same nn.Linear object, so its parameters belong to
+    the sequence model and are updated once per step).
+
+    forward(seq_out, tokens, token_lengths) -> SeqOutput over seq_out's positions.
+    mask_prob > 0 (AED form, paper 002 Eq. 5-7): while training, tokens are masked with
+    mask_target(lambda = mask_prob) using mask id vocab (the auxiliary embedding's extra row).
+    """
+
+    def __init__(self, aux: EMAuxiliaryNetwork, output_layer: nn.Module, mask_prob: float = 0.0):
+        super().__init__()
+        self.aux = aux
+        self.output_layer = output_layer
+        self.mask_prob = mask_prob
+        self.mask_id = aux.embed.embedding.num_embeddings - 1
+
+    def forward(
+        self, seq_out: SeqOutput, tokens: torch.Tensor, token_lengths: torch.Tensor
+    ) -> SeqOutput:
+        if self.mask_prob > 0 and self.training:
+            tokens = mask_target(tokens, token_lengths, self.mask_prob, self.mask_id)
+        return em_output(self.aux, self.output_layer, seq_out, tokens, token_lengths)
+
+
+def build_em_network(
+    seq_model: nn.Module, vocab: int, size: str = "small", mask_prob: float = 0.0, **overrides
+) -> EMNetwork:
+    """An EM-Network on top of seq_model (its output_layer is shared). Sizes: the auxiliary
+    network's width follows the sequence model's states unless d_model is given."""
+    src_dim = seq_model.output_layer.in_features
+    cfg = {"d_model": src_dim, "heads": 4, "ffn": 4 * src_dim, "dropout": 0.1} | overrides
+    if size == "tiny":
+        cfg.setdefault("target_layers", 1)
+    aux = EMAuxiliaryNetwork(vocab + (1 if mask_prob > 0 else 0), src_dim=src_dim, **cfg)
+    return EMNetwork(aux, seq_model.output_layer, mask_prob)

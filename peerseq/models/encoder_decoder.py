@@ -45,8 +45,10 @@ class EncoderDecoder(nn.Module):
         if tie_embeddings:
             emb = decoder.embed.embedding.weight
             if output_layer.weight.shape != emb.shape:
-                raise ValueError(f"cannot tie output layer {tuple(output_layer.weight.shape)} "
-                                 f"to decoder embedding {tuple(emb.shape)}")
+                raise ValueError(
+                    f"cannot tie output layer {tuple(output_layer.weight.shape)} "
+                    f"to decoder embedding {tuple(emb.shape)}"
+                )
             output_layer.weight = emb
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Memory:
@@ -81,8 +83,8 @@ class EncoderDecoder(nn.Module):
     def decode_step(
         self, tokens: torch.Tensor, memory: Memory, cache: DecoderCache | None
     ) -> tuple[torch.Tensor, DecoderCache]:
-        """tokens [N, t] (BOS first, last one new), memory with N rows -> (log_probs [N, V], cache).
-        """
+        """tokens [N, t] (BOS first, last one new), memory with N rows
+        -> (log_probs [N, V], cache)."""
         hidden, cache = self.decoder.step(tokens, memory, cache)
         return torch.log_softmax(self.output_layer(hidden).float(), dim=-1), cache
 

@@ -57,7 +57,11 @@ class MultiHeadAttention(nn.Module):
         """
         q = self._split(self.q_proj(q_in))
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
             is_causal=causal,
         )
         b, h, t, dh = y.shape
@@ -116,9 +120,7 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.out_dim = d_model
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = key_padding_mask(lengths, x.size(1))
         for layer in self.layers:
             x = layer(x, mask)
@@ -207,9 +209,7 @@ class ConformerEncoder(nn.Module):
         )
         self.out_dim = d_model
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         valid = lengths_to_mask(lengths, x.size(1))
         mask = valid[:, None, None, :]
         for layer in self.layers:
@@ -234,15 +234,17 @@ class LSTMEncoder(nn.Module):
     ):
         super().__init__()
         self.lstm = nn.LSTM(
-            input_dim, hidden, layers, batch_first=True, bidirectional=bidirectional,
+            input_dim,
+            hidden,
+            layers,
+            batch_first=True,
+            bidirectional=bidirectional,
             dropout=dropout if layers > 1 else 0.0,  # nn.LSTM applies it between layers only
         )
         self.dropout = nn.Dropout(dropout)
         self.out_dim = hidden * (2 if bidirectional else 1)
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False sorts internally
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         y, _ = self.lstm(packed)

@@ -105,7 +105,10 @@ def _encoder_decoder(
 
 
 def speech_transformer(
-    cfg: TransformerConfig, src_feats: int, vocab: int, src_vocab: int | None,
+    cfg: TransformerConfig,
+    src_feats: int,
+    vocab: int,
+    src_vocab: int | None,
     ctc_vocab: int | None,
 ) -> EncoderDecoder:
     """Conv1dSubsampler + Transformer encoder-decoder (ST, or ASR with a text vocabulary)."""
@@ -114,7 +117,10 @@ def speech_transformer(
 
 
 def text_transformer(
-    cfg: TransformerConfig, src_feats: int, vocab: int, src_vocab: int | None,
+    cfg: TransformerConfig,
+    src_feats: int,
+    vocab: int,
+    src_vocab: int | None,
     ctc_vocab: int | None,
 ) -> EncoderDecoder:
     """TokenEmbedding + Transformer encoder-decoder (MT). src_vocab defaults to vocab (joint)."""
@@ -123,7 +129,10 @@ def text_transformer(
 
 
 def transformer_ctc(
-    cfg: TransformerConfig, src_feats: int, vocab: int, src_vocab: int | None,
+    cfg: TransformerConfig,
+    src_feats: int,
+    vocab: int,
+    src_vocab: int | None,
     ctc_vocab: int | None,
 ) -> CTCModel:
     """Conv1dSubsampler + Transformer encoder + Linear to vocab (blank=0)."""
@@ -136,7 +145,10 @@ def transformer_ctc(
 
 
 def conformer_ctc(
-    cfg: ConformerConfig, src_feats: int, vocab: int, src_vocab: int | None,
+    cfg: ConformerConfig,
+    src_feats: int,
+    vocab: int,
+    src_vocab: int | None,
     ctc_vocab: int | None,
 ) -> CTCModel:
     """Conv2dSubsampler (x4) + Conformer encoder + Linear to vocab (blank=0)."""

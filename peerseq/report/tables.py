@@ -33,3 +33,13 @@ def _vocab(sizes: dict[str, int]) -> str:
     chars = [f"chars {v}" for k, v in sizes.items() if k == "chars"]
     spm = [f"{k[4:]} {v}" for k, v in sizes.items() if k.startswith("spm_")]
     return " | ".join(chars + ([f"spm {', '.join(spm)}"] if spm else []))
+
+
+def print_scores(scores: dict[str, dict], title: str, console: Console | None = None) -> None:
+    """One row per peer: metric, score, utterances, and the metric's signature."""
+    t = Table(title=title)
+    for col in ("peer", "metric", "score", "n", "signature"):
+        t.add_column(col, justify="right" if col in ("score", "n") else "left")
+    for peer, s in scores.items():
+        t.add_row(peer, s["metric"], f"{s['score']:.2f}", str(s["n"]), s["signature"])
+    (console or Console(width=max(Console().width, 130))).print(t)

@@ -1,0 +1,225 @@
+"""From an Experiment config to the things the loop uses: data pipeline, peers, optimisers.
+
+Models are found in an explicit table (peerseq.models.presets and the paper-003 builders), never
+by side-effect registration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from peerseq.data.batching import (
+    Batch,
+    FieldSpec,
+    SpeechCollator,
+    TextCollator,
+    filter_cuts,
+    iterate,
+    speech_sampler,
+    text_examples,
+    text_sampler,
+)
+from peerseq.data.features import feature_dim, precomputed
+from peerseq.data.manifest import load_split, load_text_split, read_corpus_json
+from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.data.tokenizers import load_tokenizer
+from peerseq.engine.link import Link
+from peerseq.engine.peer import Peer, unwrap
+from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
+from peerseq.errors import PeerseqError
+from peerseq.experiment import DataConfig, Experiment, LinkConfig, ModelConfig, OptimConfig
+from peerseq.models import presets
+from peerseq.models.asr_paper003 import build_paper003
+from peerseq.models.em_auxiliary import build_em_network
+from peerseq.models.loading import load_encoder
+
+PAPER003 = ("teacher_a", "teacher_b", "student_a", "student_b")
+
+
+class Data:
+    """The prepared corpus of an experiment: tokenizers, samplers and collators per split."""
+
+    def __init__(self, cfg: DataConfig, seed: int, world_size: int = 1, rank: int = 0):
+        self.cfg, self.seed, self.world_size, self.rank = cfg, seed, world_size, rank
+        self.dir = Path(cfg.corpus)
+        if not (self.dir / "corpus.json").is_file():
+            if not cfg.prepare:
+                raise PeerseqError(
+                    f"data.corpus: {self.dir} is not a prepared corpus and data.prepare is empty"
+                )
+            prepare(PrepareArgs(out=self.dir, **cfg.prepare))
+        self.meta = read_corpus_json(self.dir)
+        self.speech = self.meta["kind"] == "speech"
+        self.tokenizers = {n: load_tokenizer(self.dir, f.tokenizer) for n, f in cfg.fields.items()}
+
+    def fields(self, training: bool) -> dict[str, FieldSpec]:
+        return {
+            n: FieldSpec(f.column, self.tokenizers[n], f.eos, sample=training and f.sample)
+            for n, f in self.cfg.fields.items()
+        }
+
+    def feature_dim(self) -> int:
+        return feature_dim(self.cfg.features)
+
+    def _items(self, split: str, limit: int | None):
+        if self.speech:
+            cuts = (
+                precomputed(self.dir, split, self.cfg.features)
+                if self.cfg.precompute
+                else load_split(self.dir, split)
+            )
+            cuts = filter_cuts(
+                cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
+            )
+            return cuts.subset(first=limit) if limit else cuts
+        rows = load_text_split(self.dir, split)
+        rows = rows[:limit] if limit else rows
+        first = next(iter(self.cfg.fields.values()))
+        return text_examples(
+            rows, FieldSpec(first.column, self.tokenizers[next(iter(self.cfg.fields))])
+        )
+
+    def sampler(self, split: str, training: bool, limit: int | None = None):
+        items = self._items(split, limit)
+        shard = {"world_size": self.world_size, "rank": self.rank} if training else {}
+        if self.speech:
+            return speech_sampler(
+                items,
+                self.cfg.max_frames,
+                shuffle=training,
+                seed=self.seed,
+                num_buckets=self.cfg.num_buckets,
+                **shard,
+            )
+        return text_sampler(
+            items,
+            self.cfg.max_tokens,
+            shuffle=training,
+            seed=self.seed,
+            num_buckets=self.cfg.num_buckets,
+            **shard,
+        )
+
+    def collator(self, training: bool):
+        fields = self.fields(training)
+        if self.speech:
+            return SpeechCollator(fields, self.cfg.features, self.cfg.cmvn)
+        return TextCollator(fields)
+
+    def batches(self, split: str, limit: int | None = None) -> Iterator[Batch]:
+        """Every utterance of a split once, in a fixed order (validation, decoding)."""
+        return iterate(self.sampler(split, training=False, limit=limit), self.collator(False))
+
+
+def build_model(
+    cfg: ModelConfig, data: Data, reads: str, predicts: str, built: dict[str, Peer]
+) -> nn.Module:
+    vocab = data.tokenizers[predicts].vocab_size
+    if cfg.preset == "em_network":
+        upstream = reads[1:]
+        if not reads.startswith("@") or upstream not in built:
+            raise PeerseqError(f"em_network reads '@peer' of an earlier peer, got reads={reads!r}")
+        model = build_em_network(
+            unwrap(built[upstream].model), vocab, cfg.size, cfg.mask_prob, **cfg.overrides
+        )
+    elif cfg.preset in PAPER003:
+        model = build_paper003(cfg.preset, cfg.size, data.feature_dim(), vocab, **cfg.overrides)
+    elif reads == "speech":
+        model = presets.build(
+            cfg.preset, cfg.size, src_feats=data.feature_dim(), vocab=vocab, **cfg.overrides
+        )
+    else:
+        src_vocab = data.tokenizers[reads].vocab_size
+        model = presets.build(
+            cfg.preset, cfg.size, vocab=vocab, src_vocab=src_vocab, **cfg.overrides
+        )
+    if cfg.init_from:
+        model.load_state_dict(run_weights(cfg.init_from))
+    if cfg.init_encoder_from:
+        load_encoder(model, run_weights(cfg.init_encoder_from))
+    return model
+
+
+def run_weights(spec: str) -> dict[str, torch.Tensor]:
+    """'RUN_DIR:peer' -> that peer's weights in the run's latest checkpoint (safetensors)."""
+    from peerseq.engine.checkpoint import latest_checkpoint, load_weights
+
+    run, _, peer = spec.rpartition(":")
+    ckpt = latest_checkpoint(Path(run)) if run else None
+    if ckpt is None or not (ckpt / f"model.{peer}.safetensors").is_file():
+        raise PeerseqError(f"init_from '{spec}': no checkpoint of peer '{peer}' under {run}/")
+    return load_weights(ckpt / f"model.{peer}.safetensors")
+
+
+def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:
+    peers: dict[str, Peer] = {}
+    for name, pc in exp.peers.items():
+        for f in (pc.reads, pc.predicts, pc.reads_also):
+            if f not in (None, "speech") and not f.startswith("@") and f not in data.tokenizers:
+                raise PeerseqError(f"peers.{name}: field '{f}' is not in data.fields")
+        model = build_model(pc.model, data, pc.reads, pc.predicts, peers)
+        peers[name] = Peer(
+            name,
+            model,
+            pc.reads,
+            pc.predicts,
+            pc.loss,
+            pc.loss_weight,
+            pc.label_smoothing,
+            pc.trainable,
+            pc.reads_also,
+        )
+    return peers
+
+
+def build_links(exp: Experiment) -> list[Link]:
+    links = []
+    for i, lc in enumerate(exp.links):
+        for side in (lc.a, lc.b):
+            if side not in exp.peers:
+                raise PeerseqError(f"links.{i}: unknown peer '{side}' (peers: {list(exp.peers)})")
+        links.append(Link(lc.a, lc.b, lc.kind, schedule(lc), lc.temperature, lc.grad, lc.name))
+    return links
+
+
+def schedule(lc: LinkConfig):
+    if lc.schedule == "cyclical":
+        return Cyclical(lc.R, lc.C, lc.weight)
+    if lc.schedule == "warmup":
+        return LinearWarmup(lc.weight, lc.warmup)
+    return Constant(lc.weight)
+
+
+@dataclass
+class LRLambda:
+    """LR multiplier as a pure function of the scheduler's step count (picklable, unlike a
+    lambda, so scheduler state round-trips through checkpoints)."""
+
+    kind: str
+    warmup: int
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "inverse_sqrt":  # fairseq's: linear warm-up, then 1/sqrt(step)
+            step = step + 1
+            w = max(1, self.warmup)
+            return step / w if step < w else math.sqrt(w / step)
+        return 1.0
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig):
+    if cfg.name == "sgd":
+        opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    else:
+        opt = torch.optim.AdamW(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+        )
+    kind = "constant" if cfg.schedule == "epoch_decay" else cfg.schedule
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, LRLambda(kind, cfg.warmup))

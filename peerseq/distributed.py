@@ -1,0 +1,66 @@
+"""Processes and devices: torch.distributed under torchrun (gloo on CPU, nccl on GPU), device
+choice and bf16 autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join the process group torchrun describes in the environment (single process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(world, dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(spec: str) -> torch.device:
+    """auto: this process's GPU when there is one (LOCAL_RANK under torchrun), else the CPU."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            return torch.device("cuda", local)
+        return torch.device("cpu")
+    return torch.device(spec)
+
+
+def autocast_factory(device: torch.device, bf16: bool):
+    """A no-argument context factory: bf16 autocast where it is fast, else nothing.
+
+    On CPUs without native bf16 (AVX2 only) a bf16 matmul runs hundreds of times slower than
+    fp32, so bf16 is used on the CPU only where oneDNN says it is supported.
+    """
+    if not bf16:
+        return contextlib.nullcontext
+    if device.type == "cpu" and not torch.backends.mkldnn.is_bf16_supported():
+        warnings.warn(
+            "bf16 requested but this CPU has no native bf16 support: training in fp32",
+            stacklevel=2,
+        )
+        return contextlib.nullcontext
+    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)

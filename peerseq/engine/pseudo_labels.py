@@ -1,0 +1,60 @@
+"""Sequence-level KD from a frozen teacher: its transcripts of the training set, decoded once
+and cached on disk under a hash of the teacher's weights, so a changed teacher is never
+silently reused. Encoder-decoders: beam search 1-best; CTC: prefix beam search k-best.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from peerseq.data.batching import Batch, pad_tokens
+from peerseq.data.io import atomic_write_text
+from peerseq.decode.beam_search import beam_search
+from peerseq.decode.ctc import ctc_prefix_beam_search
+from peerseq.engine.peer import Peer, is_seq2seq, unwrap
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(unwrap(model).state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def teacher_labels(
+    peer: Peer, batches, device: torch.device, cache_dir: Path, k: int = 1, beam: int = 8
+) -> dict[str, list[list[int]]]:
+    """{utterance id: k-best token lists} for every utterance in batches (cached)."""
+    path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model = unwrap(peer.model).eval()
+    labels: dict[str, list[list[int]]] = {}
+    for batch in batches:
+        batch = batch.to(device)
+        src, lengths = peer.inputs(batch)
+        if is_seq2seq(model):
+            hyps = beam_search(model, src, lengths, beam=max(beam, k), k=k)
+            kbest = [[h.tokens for h in hs] for hs in hyps]
+        else:
+            out = model(src, lengths)
+            kbest = [
+                [toks for toks, _ in hs]
+                for hs in ctc_prefix_beam_search(out.log_probs, out.lengths, beam=beam, k=k)
+            ]
+        labels.update(zip(batch.ids, kbest, strict=True))
+    atomic_write_text(path, json.dumps(labels))
+    return labels
+
+
+def attach(batch: Batch, teacher: str, labels: dict[str, list[list[int]]]) -> Batch:
+    """Add the teacher's 1-best as batch.tokens[f"hyp:{teacher}"] (read by seqkd links)."""
+    seqs = [labels[i][0] for i in batch.ids]
+    batch.tokens[f"hyp:{teacher}"], batch.lengths[f"hyp:{teacher}"] = pad_tokens(seqs)
+    return batch

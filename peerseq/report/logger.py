@@ -1,0 +1,63 @@
+"""Where the objective's terms go: the console (rich), metrics.jsonl and TensorBoard.
+
+Every record is a flat dict of floats from the same dict the objective returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, enabled: bool = True, total_steps: int | None = None):
+        self.enabled = enabled
+        self.total = total_steps
+        self.console = Console(width=max(Console().width, 130))
+        self.start = time.time()
+        self.utts = 0
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.jsonl = open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def record(self, split: str, step: int, values: dict[str, float], epoch: int) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(
+            json.dumps({"split": split, "step": step, "epoch": epoch, **values}) + "\n"
+        )
+        self.jsonl.flush()
+        for k, v in values.items():
+            if isinstance(v, int | float):
+                self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def progress(self, step: int, epoch: int, terms: dict[str, float], utts: int) -> None:
+        """One console line: step, epoch, loss terms, weights, throughput, ETA."""
+        self.utts += utts
+        if not self.enabled:
+            return
+        elapsed = time.time() - self.start
+        rate = self.utts / max(elapsed, 1e-9)
+        shown = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
+        eta = ""
+        if self.total:
+            left = elapsed / max(step, 1) * (self.total - step)
+            eta = f" | ETA {int(left // 60)}:{int(left % 60):02d}"
+        total = f"/{self.total}" if self.total else ""
+        self.console.print(
+            f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}", highlight=False
+        )
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.tb.close()

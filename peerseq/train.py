@@ -1,0 +1,326 @@
+"""The one training loop, for every method (single process, or DDP under torchrun).
+
+    batches -> peers' outputs -> objective -> update rule -> log -> validate -> checkpoint
+A method changes the peers, links and update rule in its config, never this loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from peerseq.build import Data, build_links, build_optimizer, build_peers
+from peerseq.config import save_config
+from peerseq.distributed import Dist, autocast_factory, init_distributed, pick_device
+from peerseq.engine import pseudo_labels
+from peerseq.engine.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
+from peerseq.engine.objective import objective
+from peerseq.engine.peer import Peer, unwrap
+from peerseq.engine.update import UPDATE_RULES, Optimisation
+from peerseq.evaluate import decode_peer, higher_is_better, score
+from peerseq.experiment import Experiment
+from peerseq.report.logger import RunLogger
+
+
+@dataclass
+class State:
+    """Everything besides weights and optimisers that a resumed run needs (state.json)."""
+
+    step: int = 0
+    epoch: int = 0
+    micro: int = 0  # batches consumed in the current epoch (a resume skips as many)
+    best: float | None = None
+    best_step: int | None = None
+    bad: int = 0
+    done: bool = False
+    history: list = field(default_factory=list)  # validation records
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, exp: Experiment):
+        self.exp, t = exp, exp.train
+        self.device = pick_device(t.device)
+        had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.dist: Dist = init_distributed(self.device)
+        self.owns_group = self.dist.world_size > 1 and not had_group  # destroyed after fit
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        self.run_dir = Path(exp.out_dir)
+        self.data = Data(exp.data, t.seed, self.dist.world_size, self.dist.rank)
+        # seeded after the data, whose preparation (if it had to run) draws random numbers:
+        # the same on every rank and in every process, so the initial weights are identical
+        seed_everything(t.seed)
+        self.peers: dict[str, Peer] = build_peers(exp, self.data)
+        self.links = build_links(exp)
+        self.update = UPDATE_RULES[t.update]
+        self._setup_models_and_optimisers()
+        self.labels = self._pseudo_labels()
+        self.state = State()
+
+    def _setup_models_and_optimisers(self) -> None:
+        exp, seen = self.exp, set()
+        self.optimizers, self.schedulers, per_step = {}, {}, {}
+        for name, peer in self.peers.items():
+            peer.model.to(self.device)
+            if not peer.trainable:
+                peer.model.eval().requires_grad_(False)
+                continue
+            # a parameter shared with an earlier peer belongs to that peer's optimiser only
+            params = [p for p in peer.model.parameters() if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            if params:
+                cfg = exp.peers[name].optim or exp.optim
+                opt, sched = build_optimizer(params, cfg)
+                if cfg.schedule == "epoch_decay":
+                    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.decay)
+                else:
+                    per_step[name] = sched
+                self.optimizers[name], self.schedulers[name] = opt, sched
+        self.per_epoch = [n for n in self.schedulers if n not in per_step]
+        if self.dist.world_size > 1:
+            for peer in self.peers.values():
+                if peer.trainable:  # each peer its own DDP: alternating updates stay possible
+                    peer.model = DistributedDataParallel(peer.model, find_unused_parameters=True)
+        t = exp.train
+        self.opt = Optimisation(
+            self.optimizers,
+            per_step,
+            t.clip_norm,
+            t.accum_steps,
+            autocast_factory(self.device, t.bf16),
+        )
+
+    def _pseudo_labels(self) -> dict[str, dict]:
+        """Cached transcripts of frozen teachers for seqkd links (decoded once)."""
+        out = {}
+        for lc in self.exp.links:
+            if lc.kind == "seqkd" and lc.cache and not self.peers[lc.a].trainable:
+                batches = self.data.batches(self.exp.data.train_split, self.exp.data.limit_train)
+                out[lc.a] = pseudo_labels.teacher_labels(
+                    self.peers[lc.a], batches, self.device, self.run_dir / "pseudo_labels", lc.k
+                )
+        return out
+
+    def models(self) -> dict:
+        return {n: unwrap(p.model) for n, p in self.peers.items()}
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def save(self) -> None:
+        if self.dist.main:
+            save_checkpoint(
+                self.run_dir,
+                self.state.step,
+                self.models(),
+                self.optimizers,
+                self.schedulers,
+                self.state.__dict__,
+                keep_last=self.exp.train.keep_last,
+            )
+        self.dist.barrier()
+
+    def resume(self) -> bool:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            return False
+        extra = load_checkpoint(ckpt, self.models(), self.optimizers, self.schedulers)
+        self.state = State(**extra)
+        return True
+
+    # ---- validation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, log: RunLogger) -> dict[str, float]:
+        exp, data = self.exp, self.data
+        record: dict[str, float] = {}
+        if self.dist.main:
+            for p in self.peers.values():
+                unwrap(p.model).eval()
+            sums, n = {}, 0
+            for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
+                batch = self._attach(batch).to(self.device)
+                outs = {}
+                for name, p in self.peers.items():
+                    outs[name] = p.forward(batch, outs)
+                for k, v in objective(self.peers, self.links, outs, batch, self.state.step).items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
+                n += len(batch)
+            record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
+            for name, peer in self.peers.items():
+                metric = exp.peers[name].decode.metric
+                if metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
+                    continue
+                column = exp.data.fields[peer.predicts].column
+                decoded = decode_peer(
+                    peer,
+                    data.batches(exp.data.dev_split, exp.data.limit_dev),
+                    data.tokenizers[peer.predicts],
+                    column,
+                    exp.peers[name].decode,
+                    self.device,
+                )
+                record[f"{name}/{metric}"] = score(decoded, metric)[0]
+            for p in self.peers.values():
+                unwrap(p.model).train(p.trainable)
+            log.record("dev", self.state.step, record, self.state.epoch)
+            log.say("dev " + " ".join(f"{k} {v:.3f}" for k, v in record.items()))
+            self._early_stopping(record)
+        self._sync_done()
+        return record
+
+    def _early_stopping(self, record: dict[str, float]) -> None:
+        s, t = self.state, self.exp.train
+        name = t.early_stop_peer
+        if name is None:
+            return
+        metric = self.exp.peers[name].decode.metric
+        value = record[f"{name}/{metric}"]
+        better = s.best is None or (value > s.best if higher_is_better(metric) else value < s.best)
+        s.history.append({"step": s.step, f"{name}/{metric}": value})
+        if better:
+            s.best, s.best_step, s.bad = value, s.step, 0
+            for peer, model in self.models().items():
+                save_weights(
+                    self.run_dir / "best" / f"model.{peer}.safetensors", model.state_dict()
+                )
+            (self.run_dir / "best" / "best.json").write_text(
+                json.dumps({"step": s.step, "peer": name, "metric": metric, "value": value})
+            )
+        else:
+            s.bad += 1
+            if t.patience is not None and s.bad >= t.patience:
+                s.done = True
+
+    def _sync_done(self) -> None:
+        if self.dist.world_size > 1:
+            flag = [self.state.done]
+            torch.distributed.broadcast_object_list(flag, src=0)
+            self.state.done = flag[0]
+
+    def _validate_and_save(self, log: RunLogger) -> None:
+        """Validate and checkpoint, once per step: an epoch that ends on a validation step
+        is not validated twice (its checkpoint then replays the epoch end on resume)."""
+        if self._saved_step == self.state.step:
+            return
+        self.validate(log)
+        self.save()
+        self._saved_step = self.state.step
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def _attach(self, batch):
+        for teacher, labels in self.labels.items():
+            batch = pseudo_labels.attach(batch, teacher, labels)
+        return batch
+
+    def fit(self, resume: bool = False) -> State:
+        exp, t, s = self.exp, self.exp.train, self.state
+        if resume and self.resume():
+            s = self.state
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(exp, self.run_dir / "config.yaml")
+        log = RunLogger(self.run_dir, self.dist.main, t.max_steps)
+        self._saved_step = s.step if resume else None
+        if resume:
+            log.say(f"resuming at step {s.step}, epoch {s.epoch}")
+        collate = self.data.collator(training=True)
+        while not s.done and s.epoch < t.max_epochs:
+            sampler = self.data.sampler(exp.data.train_split, True, exp.data.limit_train)
+            sampler.set_epoch(s.epoch)
+            batches = iter(sampler)
+            # Resuming mid-epoch: the sampler is deterministic for (seed, epoch), so skipping
+            # the batches already consumed (metadata only, nothing is loaded) lands on the same
+            # next batch. lhotse's own sampler state_dict() refuses token-constrained samplers.
+            for _ in range(s.micro):
+                next(batches)
+            for items in _continue(batches):
+                batch = self._attach(collate(items)).to(self.device)
+                s.micro += 1
+                step_now = s.micro % t.accum_steps == 0
+                terms = self.update(self.peers, self.links, batch, s.step + 1, self.opt, step_now)
+                if not step_now:
+                    continue
+                s.step += 1
+                log.utts += len(batch)
+                if s.step % t.log_every == 0:
+                    log.record("train", s.step, terms, s.epoch)
+                    log.progress(s.step, s.epoch, _shown(terms), 0)
+                stop = s.done or bool(t.max_steps and s.step >= t.max_steps)
+                if stop or (t.valid_every and s.step % t.valid_every == 0):
+                    self._validate_and_save(log)
+                if stop or s.done:
+                    s.done = True
+                    break
+            else:  # the epoch ran to its end
+                for opt in self.optimizers.values():  # an unfinished accumulation is dropped:
+                    opt.zero_grad(set_to_none=True)  # a resumed run could not have it
+                for name in self.per_epoch:  # per-epoch LR decay (paper 003: x0.95)
+                    self.schedulers[name].step()
+                s.epoch, s.micro = s.epoch + 1, 0
+                s.done = s.done or s.epoch >= t.max_epochs
+                self._validate_and_save(log)
+        log.close()
+        if self.dist.world_size > 1:
+            self._write_rank_checksums()
+            if self.owns_group:
+                torch.distributed.destroy_process_group()
+        return s
+
+    def _write_rank_checksums(self) -> None:
+        """Every rank's checksums of its trainable peers' parameters -> run_dir/ddp_ranks.json
+        (written by rank 0): under DDP they must be identical."""
+        mine = {name: _checksum(unwrap(p.model)) for name, p in self.peers.items() if p.trainable}
+        gathered: list = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, mine)
+        if self.dist.main:
+            (self.run_dir / "ddp_ranks.json").write_text(
+                json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
+            )
+        self.dist.barrier()
+
+
+def _checksum(model: torch.nn.Module) -> dict:
+    """float64 sum and sum of squares of the parameters, and a sha256 of their bytes."""
+    h, total, squares = hashlib.sha256(), 0.0, 0.0
+    for name, p in model.named_parameters():
+        x = p.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
+        total += float(x.double().sum())
+        squares += float(x.double().square().sum())
+    return {"sum": total, "sum_sq": squares, "sha256": h.hexdigest()}
+
+
+def _continue(it):
+    """Yield what is left of an iterator. `for x in sampler_iterator` would not do: a lhotse
+    sampler's __iter__ starts the epoch again."""
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+
+
+def _shown(terms: dict[str, float]) -> dict[str, float]:
+    """What the progress line shows: losses and schedule weights, not every sub-total."""
+    return {k: v for k, v in terms.items() if not k.endswith(":total")}
+
+
+def train(exp: Experiment, resume: bool = False) -> State:
+    return Trainer(exp).fit(resume)

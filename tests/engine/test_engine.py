@@ -1,0 +1,126 @@
+"""Links, objective and the two update rules on tiny real models."""
+
+import copy
+
+import pytest
+import torch
+
+from peerseq.engine.link import Link
+from peerseq.engine.objective import objective
+from peerseq.engine.schedules import Constant, Cyclical
+from peerseq.engine.update import Optimisation, alternating, joint
+from peerseq.errors import PeerseqError
+from tests.engine.helpers import batch, ctc_peers, st_mt_peers
+
+
+def _sgd(peers, lr=0.1):
+    opts = {n: torch.optim.SGD(p.model.parameters(), lr=lr) for n, p in peers.items()}
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0) for n, o in opts.items()}
+    return Optimisation(opts, scheds)
+
+
+def test_objective_terms_are_named_and_summed():
+    peers, b = st_mt_peers(), batch()
+    links = [Link("mt", "st", "kl_symmetric", Cyclical(0.5, 4), name="beta")]
+    outs = {n: p.forward(b) for n, p in peers.items()}
+    t = objective(peers, links, outs, b, step=2)
+    assert set(t) == {"st/nll", "mt/nll", "kl(mt||st)", "kl(st||mt)", "beta", "total"}
+    assert t["beta"] == 0.5
+    expected = t["st/nll"] + t["mt/nll"] + 0.5 * (t["kl(mt||st)"] + t["kl(st||mt)"])
+    assert torch.allclose(t["total"], expected)
+    assert float(t["kl(mt||st)"].detach()) > 0
+
+
+def test_link_grad_side():
+    peers, b = st_mt_peers(), batch()
+    link = Link("mt", "st", "kl", grad="st")
+    outs = {n: p.forward(b) for n, p in peers.items()}
+    (term,) = link.terms(outs, b).values()
+    term.backward()
+    assert all(p.grad is None for p in peers["mt"].model.parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in peers["st"].model.parameters()
+    )
+    with pytest.raises(PeerseqError, match="grad must be"):
+        Link("mt", "st", grad="asr")
+
+
+def test_link_needs_the_same_positions():
+    peers, b = st_mt_peers(), batch()
+    ctc = ctc_peers()["a"]
+    outs = {"st": peers["st"].forward(b), "a": ctc.forward(b)}
+    with pytest.raises(PeerseqError, match="not on the same positions"):
+        Link("st", "a", "kl").terms(outs, b)
+
+
+def test_joint_is_one_backward_of_the_total():
+    peers, b = st_mt_peers(), batch()
+    links = [Link("mt", "st", "kl_symmetric", Constant(0.7))]
+    ref = copy.deepcopy(peers)
+    joint(peers, links, b, 1, _sgd(peers))
+    # by hand
+    outs = {n: p.forward(b) for n, p in ref.items()}
+    objective(ref, links, outs, b, 1)["total"].backward()
+    for p in ref.values():
+        for w in p.model.parameters():
+            if w.grad is not None:
+                w.data -= 0.1 * w.grad
+    for n in peers:
+        for x, y in zip(peers[n].model.parameters(), ref[n].model.parameters(), strict=True):
+            assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_alternating_is_algorithm_1():
+    peers, b = st_mt_peers(), batch()
+    links = [Link("mt", "st", "kl_symmetric", Constant(0.7))]
+    ref = copy.deepcopy(peers)
+    logged = alternating(peers, links, b, 1, _sgd(peers))
+    assert "st:total" in logged and "mt:total" in logged
+
+    def sgd_step(model, loss):
+        model.zero_grad()
+        loss.backward()
+        for w in model.parameters():
+            if w.grad is not None:
+                w.data -= 0.1 * w.grad
+
+    # 1. p_st, p_mt; 2. freeze mt, update st
+    with torch.no_grad():
+        mt_out = ref["mt"].forward(b)
+    st_out = ref["st"].forward(b)
+    loss = objective(ref, links, {"st": st_out, "mt": mt_out}, b, 1, for_peer="st")["total"]
+    sgd_step(ref["st"].model, loss)
+    # 3. update p_st; 4. freeze st, update mt
+    with torch.no_grad():
+        st_out = ref["st"].forward(b)
+    mt_out = ref["mt"].forward(b)
+    loss = objective(ref, links, {"st": st_out, "mt": mt_out}, b, 1, for_peer="mt")["total"]
+    sgd_step(ref["mt"].model, loss)
+    for n in peers:
+        for x, y in zip(peers[n].model.parameters(), ref[n].model.parameters(), strict=True):
+            assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_frozen_teacher_is_not_updated():
+    peers, b = st_mt_peers(), batch()
+    peers["mt"].trainable = False
+    peers["mt"].model.eval()
+    before = [w.clone() for w in peers["mt"].model.parameters()]
+    opt = _sgd({"st": peers["st"]})
+    logged = joint(peers, [Link("mt", "st", "kl_symmetric", grad="st")], b, 1, opt)
+    assert "mt/nll" not in logged and "st/nll" in logged
+    params = peers["mt"].model.parameters()
+    assert all(torch.equal(x, y) for x, y in zip(before, params, strict=True))
+
+
+def test_ctc_students_with_l2_and_seqkd_links():
+    peers, b = ctc_peers(), batch()
+    outs = {n: p.forward(b) for n, p in peers.items()}
+    l2 = Link("a", "b", "l2").terms(outs, b)
+    kd = Link("a", "b", "seqkd", grad="b").terms(outs, b)
+    assert float(next(iter(l2.values())).detach()) >= 0
+    b.tokens["hyp:a"], b.lengths["hyp:a"] = b.tokens["transcript"], b.lengths["transcript"]
+    cached = Link("a", "b", "seqkd", grad="b").terms(outs, b)
+    (v,) = cached.values()
+    assert torch.isfinite(v) and float(v.detach()) > 0
+    assert set(kd) == set(cached) == {"seqkd(a->b)"}
