@@ -20,7 +20,7 @@ from peerseq.decode.ctc import ctc_greedy
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.experiment import DecodeConfig
 from peerseq.metrics.asr import cer, wer
-from peerseq.metrics.bleu import bleu
+from peerseq.metrics.bleu import bleu, chrf
 
 
 @dataclass
@@ -79,6 +79,8 @@ def score(decoded: Decoded, metric: str) -> tuple[float, str]:
     """-> (score, description); BLEU's description is sacrebleu's signature."""
     if metric == "bleu":
         return bleu(decoded.refs, decoded.hyps)
+    if metric == "chrf":
+        return chrf(decoded.refs, decoded.hyps)
     if metric == "wer":
         return wer(decoded.refs, decoded.hyps), "wer (jiwer)"
     if metric == "cer":
@@ -87,4 +89,18 @@ def score(decoded: Decoded, metric: str) -> tuple[float, str]:
 
 
 def higher_is_better(metric: str) -> bool:
-    return metric == "bleu"
+    return metric in ("bleu", "chrf")
+
+
+def chance_score(refs: list[str], train_texts: list[str], metric: str, seed: int = 0) -> float:
+    """What a system that ignores its input scores on refs: BLEU of randomly drawn training
+    targets (fluent, unrelated), or WER/CER of the most frequent training transcript. A model
+    that does not beat this has learnt nothing about its input."""
+    import random
+    from collections import Counter
+
+    if metric in ("bleu", "chrf"):
+        rng = random.Random(seed)
+        return score(Decoded([], [rng.choice(train_texts) for _ in refs], refs), metric)[0]
+    common = Counter(train_texts).most_common(1)[0][0]
+    return score(Decoded([], [common] * len(refs), refs), metric)[0]

@@ -65,7 +65,7 @@ class OptimConfig:
 
 @dataclass
 class DecodeConfig:
-    metric: Literal["bleu", "wer", "cer", "none"] = "bleu"
+    metric: Literal["bleu", "chrf", "wer", "cer", "none"] = "bleu"
     beam: int = 5
     len_penalty: float = 1.0
     max_len_a: float = 1.2

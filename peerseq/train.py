@@ -154,7 +154,8 @@ class Trainer:
                 unwrap(p.model).eval()
             sums, n = {}, 0
             for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
-                batch = self._attach(batch).to(self.device)
+                # no cached teacher labels on dev: a seqkd link decodes the teacher online
+                batch = batch.to(self.device)
                 outs = {}
                 for name, p in self.peers.items():
                     outs[name] = p.forward(batch, outs)

@@ -48,9 +48,10 @@ class Link:
 
     def terms(self, outputs: dict[str, SeqOutput], batch: Batch) -> dict[str, torch.Tensor]:
         """Unweighted link terms, keyed by their log names, e.g. {"kl(mt||st)": tensor}."""
+        if self.kind == "seqkd":  # the teacher's output is only needed without cached hyps
+            term = self._seqkd(outputs.get(self.a), outputs[self.b], batch)
+            return {f"seqkd({self.a}->{self.b})": term}
         pa, pb = outputs[self.a], outputs[self.b]
-        if self.kind == "seqkd":
-            return {f"seqkd({self.a}->{self.b})": self._seqkd(pa, pb, batch)}
         if pa.log_probs.shape != pb.log_probs.shape:
             raise PeerseqError(
                 f"link {self.a}-{self.b}: outputs are not on the same positions "
@@ -66,7 +67,7 @@ class Link:
             out[f"kl({self.b}||{self.a})"] = kl_divergence(lb, la, mask, self.temperature)
         return out
 
-    def _seqkd(self, teacher: SeqOutput, student: SeqOutput, batch: Batch) -> torch.Tensor:
+    def _seqkd(self, teacher: SeqOutput | None, student: SeqOutput, batch: Batch) -> torch.Tensor:
         key = f"hyp:{self.a}"
         if key in batch.tokens:
             hyps, lengths = batch.tokens[key], batch.lengths[key]

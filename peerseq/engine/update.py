@@ -62,10 +62,22 @@ def _floats(terms: dict) -> dict[str, float]:
     return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
 
 
-def frozen_outputs(peers: dict[str, Peer], batch: Batch, autocast) -> dict[str, SeqOutput]:
+def frozen_outputs(
+    peers: dict[str, Peer], batch: Batch, autocast, links: list[Link] = ()
+) -> dict[str, SeqOutput]:
+    """Outputs of the frozen peers, without grad -- except a teacher whose only use is a
+    seqkd link whose hypotheses are cached in the batch: running it would be pure overhead."""
+    cached = {f"hyp:{lk.a}" in batch.tokens and lk.a for lk in links if lk.kind == "seqkd"}
+    used = {
+        side
+        for lk in links
+        for side in (lk.a, lk.b)
+        if not (lk.kind == "seqkd" and side == lk.a and side in cached)
+    }
+    used |= {p.upstream for p in peers.values() if p.upstream}
     outputs: dict[str, SeqOutput] = {}
     for n, p in peers.items():
-        if not p.trainable:
+        if not p.trainable and (n in used or not links):
             outputs[n] = _forward(p, batch, False, autocast, outputs)
     return outputs
 
@@ -78,7 +90,7 @@ def joint(
     opt: Optimisation,
     step_now: bool = True,
 ) -> dict[str, float]:
-    outputs = frozen_outputs(peers, batch, opt.autocast)
+    outputs = frozen_outputs(peers, batch, opt.autocast, links)
     for name, peer in peers.items():
         if peer.trainable:
             outputs[name] = _forward(peer, batch, True, opt.autocast, outputs)
@@ -106,7 +118,7 @@ def alternating(
             return {}
         batches, opt.pending = opt.pending, []
         return _alternating_accumulated(peers, links, batches, step, opt)
-    outputs = frozen_outputs(peers, batch, opt.autocast)
+    outputs = frozen_outputs(peers, batch, opt.autocast, links)
     order = [n for n, p in peers.items() if p.trainable]
     live: dict[str, SeqOutput] = {}
     for n in order:
@@ -135,7 +147,7 @@ def _alternating_accumulated(
     The logged terms are the means over the micro-batches."""
     ac = opt.autocast
     order = [n for n, p in peers.items() if p.trainable]
-    frozen = [frozen_outputs(peers, b, ac) for b in batches]
+    frozen = [frozen_outputs(peers, b, ac, links) for b in batches]
     current: list[dict[str, SeqOutput]] = [{} for _ in batches]
     sums: dict[str, float] = {}
     for name in order:

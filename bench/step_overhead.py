@@ -1,0 +1,201 @@
+"""Cost of coupling peers: one training step of a method vs its peers trained alone.
+
+    python bench/step_overhead.py [--rounds 7] [--batches 1] [--max-frames 2000] [--budget 200]
+
+One process, torch.set_num_threads(2), the same few multi30k-speech batches (speech, source,
+target and transcript fields; the corpus is prepared small once) for every method. A step is
+forward + backward + optimiser step through the engine's own update rules
+(peerseq.engine.update.joint / alternating with an Optimisation), so the real code path is
+measured. Methods are timed interleaved, round after round (each round: one step per batch), so
+that the load of other jobs on a shared machine spreads evenly; a method's time is the median
+over rounds after one warm-up round, per step.
+
+Prints ONE JSON object:
+    ml_joint_over_sum          ST+MT mutual learning, joint update / (ST alone + MT alone)
+    ml_alternating_over_joint  ST+MT, alternating update / joint update
+    em_ctc_over_ctc            EM-Network CTC (seq + em, l2 link) / CTC alone
+    mlkd_pair_over_sum         two CTC students with kl both ways and seqkd from cached
+                               hypotheses / (student A alone + student B alone)
+    ms                         the raw medians, milliseconds per step (wall clock)
+    cpu_ms                     the same in process CPU time
+
+The seqkd hypotheses are "cached": batch.tokens["hyp:teacher"] holds the transcript as a
+stand-in for a teacher's decoded hypotheses, and "teacher" is a frozen peer whose forward costs
+nothing (in a real run the hypotheses come from disk; see the note in the report on the frozen
+teacher's forward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from peerseq.build import Data, build_links, build_peers  # noqa: E402
+from peerseq.data.prepare import PrepareArgs, prepare  # noqa: E402
+from peerseq.engine.peer import Peer  # noqa: E402
+from peerseq.engine.update import Optimisation, _forward, alternating, joint  # noqa: E402
+from peerseq.experiment import (  # noqa: E402
+    DataConfig,
+    Experiment,
+    FieldConfig,
+    LinkConfig,
+    ModelConfig,
+    PeerConfig,
+)
+from peerseq.models.output import SeqOutput  # noqa: E402
+
+CORPUS = ROOT / "exp" / "data" / "multi30k-speech-200"
+
+
+def data_config(max_frames: int) -> DataConfig:
+    return DataConfig(
+        corpus=str(CORPUS),
+        fields={
+            "source": FieldConfig("en", "spm_en"),
+            "target": FieldConfig("de", "spm_de", eos=True),
+            "transcript": FieldConfig("transcript", "spm_en"),
+        },
+        max_frames=max_frames,
+    )
+
+
+def peer(preset: str, reads: str, predicts: str, loss: str, **kw) -> PeerConfig:
+    return PeerConfig(ModelConfig(preset, "small"), reads=reads, predicts=predicts, loss=loss, **kw)
+
+
+ST = peer("st_transformer", "speech", "target", "nll")
+MT = peer("mt_transformer", "source", "target", "nll")
+CTC = peer("asr_transformer_ctc", "speech", "transcript", "ctc")
+EM = peer("em_network", "@seq", "transcript", "ctc", reads_also="transcript")
+SA = peer("student_a", "speech", "transcript", "ctc")
+SB = peer("student_b", "speech", "transcript", "ctc")
+
+# name -> (peers, links, update rule)
+METHODS = {
+    "st": ({"st": ST}, [], joint),
+    "mt": ({"mt": MT}, [], joint),
+    "st_mt_joint": ({"st": ST, "mt": MT}, [LinkConfig("mt", "st", "kl_symmetric")], joint),
+    "st_mt_alternating": (
+        {"st": ST, "mt": MT},
+        [LinkConfig("mt", "st", "kl_symmetric")],
+        alternating,
+    ),
+    "ctc": ({"seq": CTC}, [], joint),
+    "em_ctc": ({"seq": CTC, "em": EM}, [LinkConfig("em", "seq", "l2", weight=2.0)], joint),
+    "student_a": ({"a": SA}, [], joint),
+    "student_b": ({"b": SB}, [], joint),
+    "mlkd_pair": (
+        {"a": SA, "b": SB},
+        [
+            LinkConfig("a", "b", "kl", grad="b"),
+            LinkConfig("b", "a", "kl", grad="a"),
+            LinkConfig("teacher", "a", "seqkd"),
+            LinkConfig("teacher", "b", "seqkd"),
+        ],
+        joint,
+    ),
+}
+
+
+class CachedTeacher(nn.Module):
+    """A frozen teacher whose hypotheses are cached in the batch: its output is never read."""
+
+    def forward(self, speech: torch.Tensor, lengths: torch.Tensor) -> SeqOutput:
+        b = speech.size(0)
+        return SeqOutput(torch.zeros(b, 1, 1), lengths, torch.ones(b, 1, dtype=torch.bool), None)
+
+
+def build_method(name: str, data: Data):
+    peer_cfgs, link_cfgs, rule = METHODS[name]
+    torch.manual_seed(1)
+    exp = Experiment(out_dir="unused", data=data.cfg, peers=dict(peer_cfgs), links=link_cfgs)
+    # the seqkd teacher is a frozen peer: built here, not from a preset
+    peers = build_peers(exp, data)
+    if any(lc.a == "teacher" for lc in link_cfgs):
+        peers = {"teacher": Peer("teacher", CachedTeacher(), loss="none", trainable=False)} | peers
+        exp.peers["teacher"] = PeerConfig(ModelConfig("none"), trainable=False)
+    links = build_links(exp)
+    seen, optimizers, schedulers = set(), {}, {}
+    for n, p in peers.items():
+        if not p.trainable:
+            p.model.eval().requires_grad_(False)
+            continue
+        params = [q for q in p.model.parameters() if id(q) not in seen]
+        seen.update(id(q) for q in params)
+        if params:
+            optimizers[n] = torch.optim.AdamW(params, lr=1e-4)
+            schedulers[n] = torch.optim.lr_scheduler.LambdaLR(optimizers[n], lambda _: 1.0)
+    opt = Optimisation(optimizers, schedulers, clip_norm=5.0)
+    return peers, links, rule, opt
+
+
+def with_hyps(batch):
+    batch.tokens["hyp:teacher"] = batch.tokens["transcript"]
+    batch.lengths["hyp:teacher"] = batch.lengths["transcript"]
+    return batch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7, help="timed rounds (after one warm-up)")
+    ap.add_argument("--budget", type=float, default=150.0, help="seconds: stop adding rounds")
+    ap.add_argument("--batches", type=int, default=1, help="batches per round")
+    ap.add_argument("--max-frames", type=int, default=2000, help="frames per batch")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    if not (CORPUS / "corpus.json").is_file():
+        prepare(PrepareArgs(name="multi30k-speech", out=CORPUS, limit=200, vocab_size=1000))
+    data = Data(data_config(args.max_frames), seed=1)
+    batches = [with_hyps(b) for b in islice(data.batches("train"), args.batches)]
+    built = {name: build_method(name, data) for name in METHODS}
+    # what alternating adds to joint: mainly a no-grad re-run of the peer that steps first (st)
+    st_peers, _, _, st_opt = built["st_mt_alternating"]
+
+    def st_refresh(_peers, _links, batch, *_):
+        _forward(st_peers["st"], batch, False, st_opt.autocast)
+
+    tasks = {name: (rule, peers, links, opt) for name, (peers, links, rule, opt) in built.items()}
+    tasks["st_forward_nograd"] = (st_refresh, None, None, None)
+    times: dict[str, list[float]] = {name: [] for name in tasks}
+    cpu: dict[str, list[float]] = {name: [] for name in tasks}
+    step, start = 0, time.perf_counter()
+    for r in range(args.rounds + 1):
+        if r > 2 and time.perf_counter() - start > args.budget:
+            break
+        for name, (rule, peers, links, opt) in tasks.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for b in batches:
+                step += 1
+                rule(peers, links, b, step, opt, True)
+            if r > 0:  # round 0 warms up
+                times[name].append((time.perf_counter() - t0) / len(batches))
+                cpu[name].append((time.process_time() - c0) / len(batches))
+    ms = {n: round(1000 * statistics.median(v), 1) for n, v in times.items()}
+    cpu_ms = {n: round(1000 * statistics.median(v), 1) for n, v in cpu.items()}
+    out = {
+        "ml_joint_over_sum": ms["st_mt_joint"] / (ms["st"] + ms["mt"]),
+        "ml_alternating_over_joint": ms["st_mt_alternating"] / ms["st_mt_joint"],
+        "em_ctc_over_ctc": ms["em_ctc"] / ms["ctc"],
+        "mlkd_pair_over_sum": ms["mlkd_pair"] / (ms["student_a"] + ms["student_b"]),
+    }
+    out = {k: round(v, 3) for k, v in out.items()}
+    out["ms"] = ms
+    out["cpu_ms"] = cpu_ms  # process CPU time (both threads): less sensitive to other jobs
+    out["rounds"] = len(times["st"])
+    out["batch"] = [list(b.speech.shape) for b in batches]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

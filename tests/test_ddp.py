@@ -1,0 +1,146 @@
+"""Multi-process training (torchrun, gloo on the CPU) with alternating updates: every rank ends
+with the same weights, and they are those of one process that sees the same global batches.
+
+Which one process is equivalent: lhotse's DynamicBucketingSampler with world_size=2 draws each
+bucket twice in a row (sync_buckets) and deals consecutive batches to the ranks, so a plain
+world_size=1 sampler draws a different batch sequence. The equivalent single process iterates the
+rank-0 and rank-1 samplers interleaved (rank 0's k-th batch, then rank 1's) with accum_steps=2:
+DDP averages the two ranks' gradients, accumulation sums grad / accum_steps -- the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from peerseq.config import load_config
+from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.engine.checkpoint import latest_checkpoint, load_weights
+from peerseq.experiment import Experiment
+from peerseq.train import Trainer
+
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+MAX_STEPS = 6
+
+CONFIG = """\
+out_dir: {out}
+data:
+  corpus: {corpus}
+  prepare: {{name: multi30k, limit: 64, vocab_size: 200}}
+  fields:
+    source: {{column: en, tokenizer: spm_en}}
+    target: {{column: de, tokenizer: spm_de, eos: true}}
+  max_tokens: 200
+  limit_dev: 16
+peers:
+  a:
+    model: {{preset: mt_transformer, size: tiny, overrides: {{dropout: 0.0}}}}
+    reads: source
+    predicts: target
+    decode: {{metric: none}}
+  b:
+    model: {{preset: mt_transformer, size: tiny, overrides: {{dropout: 0.0}}}}
+    reads: source
+    predicts: target
+    decode: {{metric: none}}
+links:
+  - {{a: a, b: b, kind: kl_symmetric}}
+optim: {{name: adamw, lr: 0.001, warmup: 2}}
+train:
+  update: alternating
+  max_epochs: 1
+  max_steps: {steps}
+  log_every: 1
+  keep_last: 1
+  device: cpu
+  num_threads: 1
+  seed: 1
+"""
+
+
+class Interleaved:
+    """The batches of ranks 0..N-1 of a DDP run, in one stream: rank 0's k-th, rank 1's k-th..."""
+
+    def __init__(self, samplers):
+        self.samplers = samplers
+
+    def set_epoch(self, epoch: int) -> None:
+        for s in self.samplers:
+            s.set_epoch(epoch)
+
+    def __iter__(self):
+        for group in zip(*self.samplers, strict=True):
+            yield from group
+
+
+def _weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None, f"no checkpoint in {run}"
+    return {p: load_weights(ckpt / f"model.{p}.safetensors") for p in ("a", "b")}
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun not installed next to python")
+def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path):
+    corpus = tmp_path / "multi30k-64"
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "unused", corpus=corpus, steps=MAX_STEPS))
+    # prepared once here: two ranks must not both prepare it
+    prepare(PrepareArgs(name="multi30k", out=corpus, limit=64, vocab_size=200))
+
+    # --- two processes under torchrun ---------------------------------------------------------
+    run2 = tmp_path / "ddp2"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("WORLD_SIZE", None)
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
+    proc = subprocess.run(
+        [*cmd, str(cfg), f"out_dir={run2}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = json.loads((run2 / "ddp_ranks.json").read_text())
+    assert ranks["world_size"] == 2 and len(ranks["checksums"]) == 2
+    assert set(ranks["checksums"][0]) == {"a", "b"}
+    assert ranks["checksums"][0] == ranks["checksums"][1]
+
+    # --- one process, the same global batches, accum_steps=2 ----------------------------------
+    run1 = tmp_path / "one"
+    exp = load_config(Experiment, cfg, [f"out_dir={run1}", "train.accum_steps=2"])
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(exp)
+        training_sampler, data = trainer.data.sampler, trainer.data
+
+        def sampler(split, training, limit=None):
+            if not training:
+                return training_sampler(split, training, limit)
+            shards = []
+            for rank in range(2):
+                data.world_size, data.rank = 2, rank
+                shards.append(training_sampler(split, training, limit))
+            data.world_size, data.rank = 1, 0
+            return Interleaved(shards)
+
+        trainer.data.sampler = sampler
+        state = trainer.fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert state.step == MAX_STEPS
+
+    two, one = _weights(run2), _weights(run1)
+    for peer in ("a", "b"):
+        assert two[peer].keys() == one[peer].keys()
+        for name, w in two[peer].items():
+            where = f"{peer}.{name}"
+            torch.testing.assert_close(
+                one[peer][name], w, atol=1e-5, rtol=1e-4, msg=lambda m, w=where: f"{w}: {m}"
+            )
