@@ -7,8 +7,8 @@ CPU training a tiny model writes repetitive German ("Ein Mann in einem und einem
 BLEU and chrF are no better than random training sentences (measured: chrF 15 against 17 with
 1,000 utterances and 250 steps), so a decoding metric cannot tell learning from chance here.
 Trained without label smoothing (so the logged loss is the NLL), their dev NLL must be below
-the cross-entropy of the dev targets under the training targets' token frequencies: a model that ignores its input and
-knows only how often each token occurs.
+the cross-entropy of the dev targets under the training targets' token frequencies: a model
+that ignores its input and knows only how often each token occurs.
 """
 
 from __future__ import annotations
