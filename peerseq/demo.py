@@ -62,6 +62,11 @@ def train_smoke_b(workdir: Path) -> dict[str, float]:
     for peer in ("st", "mt"):
         table.add_row(peer, exp.peers[peer].reads, f"{last[f'{peer}/bleu']:.2f}", f"{chance:.2f}")
     Console().print(table)
+    Console().print(
+        "A tiny model after about a minute of CPU training: it has learnt German n-grams, not yet "
+        "to translate (chance = random training sentences). recipes/ hold the real runs.",
+        highlight=False,
+    )
     return {p: last[f"{p}/bleu"] for p in ("st", "mt")}
 
 
