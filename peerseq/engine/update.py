@@ -67,17 +67,14 @@ def frozen_outputs(
 ) -> dict[str, SeqOutput]:
     """Outputs of the frozen peers, without grad -- except a teacher whose only use is a
     seqkd link whose hypotheses are cached in the batch: running it would be pure overhead."""
-    cached = {f"hyp:{lk.a}" in batch.tokens and lk.a for lk in links if lk.kind == "seqkd"}
-    used = {
-        side
-        for lk in links
-        for side in (lk.a, lk.b)
-        if not (lk.kind == "seqkd" and side == lk.a and side in cached)
+    cached = {lk.a for lk in links if lk.kind == "seqkd" and f"hyp:{lk.a}" in batch.tokens}
+    used = {lk.b for lk in links} | {
+        lk.a for lk in links if not (lk.kind == "seqkd" and lk.a in cached)
     }
     used |= {p.upstream for p in peers.values() if p.upstream}
     outputs: dict[str, SeqOutput] = {}
     for n, p in peers.items():
-        if not p.trainable and (n in used or not links):
+        if not p.trainable and n in used:
             outputs[n] = _forward(p, batch, False, autocast, outputs)
     return outputs
 
