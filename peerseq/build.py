@@ -30,7 +30,7 @@ from peerseq.data.manifest import load_split, load_text_split, read_corpus_json
 from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.tokenizers import load_tokenizer
 from peerseq.engine.link import Link
-from peerseq.engine.peer import Peer, unwrap
+from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
 from peerseq.errors import PeerseqError
 from peerseq.experiment import DataConfig, Experiment, LinkConfig, ModelConfig, OptimConfig
@@ -87,7 +87,12 @@ class Data:
 
     def sampler(self, split: str, training: bool, limit: int | None = None):
         items = self._items(split, limit)
-        shard = {"world_size": self.world_size, "rank": self.rank} if training else {}
+        # only training is sharded across ranks; validation and decoding read the whole split
+        # (lhotse would otherwise shard by the WORLD_SIZE/RANK that torchrun sets)
+        shard = {
+            "world_size": self.world_size if training else 1,
+            "rank": self.rank if training else 0,
+        }
         if self.speech:
             return speech_sampler(
                 items,
@@ -176,6 +181,32 @@ def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:
             pc.reads_also,
         )
     return peers
+
+
+def check_method(exp: Experiment, peers: dict[str, Peer]) -> None:
+    """Combinations the engine does not support, refused before training starts."""
+    readers = [n for n, p in peers.items() if p.upstream]
+    if exp.train.update == "alternating" and readers:
+        raise PeerseqError(
+            f"train.update: alternating cannot train peers that read another peer's output "
+            f"({', '.join(readers)}): their graphs share parameters; use joint"
+        )
+    for i, lc in enumerate(exp.links):
+        if lc.kind == "seqkd" and is_seq2seq(peers[lc.b].model):
+            raise PeerseqError(
+                f"links.{i}: seqkd to an encoder-decoder student ({lc.b}) is not supported yet: "
+                "its output is teacher-forced on the reference, not on the hypotheses"
+            )
+        if lc.kind == "seqkd" and not lc.cache and is_seq2seq(peers[lc.a].model):
+            raise PeerseqError(f"links.{i}: online seqkd needs a CTC teacher; set cache: true")
+    name = exp.train.early_stop_peer
+    if name is not None:
+        if name not in peers:
+            raise PeerseqError(f"train.early_stop_peer: no peer '{name}'")
+        if exp.peers[name].decode.metric == "none" or peers[name].upstream:
+            raise PeerseqError(f"train.early_stop_peer: peer '{name}' is not decoded")
+    elif exp.train.patience is not None:
+        raise PeerseqError("train.patience needs train.early_stop_peer")
 
 
 def build_links(exp: Experiment) -> list[Link]:

@@ -40,8 +40,8 @@ def init_distributed(device: torch.device) -> Dist:
 
 def pick_device(spec: str) -> torch.device:
     """auto: this process's GPU when there is one (LOCAL_RANK under torchrun), else the CPU."""
-    if spec == "auto":
-        if torch.cuda.is_available():
+    if spec == "auto" or spec == "cuda":
+        if torch.cuda.is_available() or spec == "cuda":
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     if not (run_dir / "config.yaml").is_file():
         raise PeerseqError(f"{run_dir}: not a run directory (no config.yaml)")
     exp = load_config(Experiment, run_dir / "config.yaml", [])
+    for pc in exp.peers.values():  # the run's own weights replace any initialisation
+        pc.model.init_from = pc.model.init_encoder_from = None
     if which == "best" and not (run_dir / "best").is_dir():
         which = "last"  # no early stopping configured: the final weights
     data = Data(exp.data, exp.train.seed)
@@ -59,8 +62,9 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     dev = pick_device(device)
     for name, peer in peers.items():
         path = folder / f"model.{name}.safetensors"
-        if path.is_file():
-            peer.model.load_state_dict(load_weights(path))
+        if not path.is_file():
+            raise PeerseqError(f"{folder}: no weights for peer '{name}' ({path.name})")
+        peer.model.load_state_dict(load_weights(path))
         peer.model.to(dev).eval()
     return Run(run_dir, exp, data, peers, dev)
 
@@ -69,8 +73,10 @@ def decode_split(run: Run, peer: str, split: str, beam: int | None = None) -> De
     if peer not in run.peers:
         raise PeerseqError(f"{run.dir}: no peer '{peer}' (peers: {', '.join(run.peers)})")
     p, cfg = run.peers[peer], run.exp.peers[peer].decode
+    if p.upstream:
+        raise PeerseqError(f"peer '{peer}' reads '{p.reads}' (teacher mode): decode '{p.upstream}'")
     if beam is not None:
-        cfg.beam = beam
+        cfg = dataclasses.replace(cfg, beam=beam)
     column = run.exp.data.fields[p.predicts].column
     return decode_peer(
         p, run.data.batches(split), run.data.tokenizers[p.predicts], column, cfg, run.device

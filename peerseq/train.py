@@ -6,6 +6,7 @@ A method changes the peers, links and update rule in its config, never this loop
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from peerseq.build import Data, build_links, build_optimizer, build_peers
+from peerseq.build import Data, build_links, build_optimizer, build_peers, check_method
 from peerseq.config import save_config
 from peerseq.distributed import Dist, autocast_factory, init_distributed, pick_device
 from peerseq.engine import pseudo_labels
@@ -70,6 +71,7 @@ class Trainer:
         seed_everything(t.seed)
         self.peers: dict[str, Peer] = build_peers(exp, self.data)
         self.links = build_links(exp)
+        check_method(exp, self.peers)
         self.update = UPDATE_RULES[t.update]
         self._setup_models_and_optimisers()
         self.labels = self._pseudo_labels()
@@ -152,18 +154,23 @@ class Trainer:
         if self.dist.main:
             for p in self.peers.values():
                 unwrap(p.model).eval()
+            # the plain models, not their DDP wrappers: only this rank validates, and a DDP
+            # forward could start a collective (buffer broadcast) the other ranks never join
+            peers = {
+                n: dataclasses.replace(p, model=unwrap(p.model)) for n, p in self.peers.items()
+            }
             sums, n = {}, 0
             for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
                 # no cached teacher labels on dev: a seqkd link decodes the teacher online
                 batch = batch.to(self.device)
                 outs = {}
-                for name, p in self.peers.items():
+                for name, p in peers.items():
                     outs[name] = p.forward(batch, outs)
-                for k, v in objective(self.peers, self.links, outs, batch, self.state.step).items():
+                for k, v in objective(peers, self.links, outs, batch, self.state.step).items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
                 n += len(batch)
             record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
-            for name, peer in self.peers.items():
+            for name, peer in peers.items():
                 metric = exp.peers[name].decode.metric
                 if metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
                     continue
@@ -271,6 +278,7 @@ class Trainer:
             else:  # the epoch ran to its end
                 for opt in self.optimizers.values():  # an unfinished accumulation is dropped:
                     opt.zero_grad(set_to_none=True)  # a resumed run could not have it
+                self.opt.pending.clear()
                 for name in self.per_epoch:  # per-epoch LR decay (paper 003: x0.95)
                     self.schedulers[name].step()
                 s.epoch, s.micro = s.epoch + 1, 0

@@ -114,3 +114,37 @@ def test_update_rules_run_through_the_loop(tmp_path, update):
     cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / update)
     exp = load_config(Experiment, cfg, [f"train.update={update}", "train.max_steps=3"])
     assert train(exp).step == 3
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.early_stop_peer=nope"], "train.early_stop_peer: no peer 'nope'"),
+        (["train.patience=2"], "train.patience needs train.early_stop_peer"),
+        (["peers.mt.decode.metric=none", "train.early_stop_peer=mt"], "is not decoded"),
+    ],
+)
+def test_unsupported_combinations_are_refused(tmp_path, capsys, overrides, message):
+    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / "run")
+    assert main(["train", str(cfg), *overrides]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_epoch_decay_schedule(tmp_path):
+    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / "run")
+    exp = load_config(
+        Experiment,
+        cfg,
+        [
+            "optim.schedule=epoch_decay",
+            "optim.name=sgd",
+            "optim.lr=0.1",
+            "train.max_epochs=2",
+            "peers.mt.decode.metric=none",
+        ],
+    )
+    from peerseq.train import Trainer
+
+    trainer = Trainer(exp)
+    trainer.fit()
+    assert trainer.optimizers["mt"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.95**2)

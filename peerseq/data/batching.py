@@ -82,6 +82,8 @@ def pad_tokens(seqs: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch
 
 def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], batch: Batch) -> None:
     for name, spec in fields.items():
+        if any(spec.column not in r for r in rows):
+            continue  # a split without this column (e.g. a test set without translations)
         texts = [r[spec.column] for r in rows]
         seqs = [spec.tokenizer.encode(t, sample=spec.sample) for t in texts]
         if spec.add_eos:

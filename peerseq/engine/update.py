@@ -50,7 +50,8 @@ class Optimisation:
                 torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            self.schedulers[name].step()
+            if name in self.schedulers:  # per-step LR schedules (per-epoch ones: the loop)
+                self.schedulers[name].step()
 
 
 def _forward(peer: Peer, batch: Batch, grad: bool, autocast, outputs=None) -> SeqOutput:
@@ -92,7 +93,7 @@ def joint(
         if peer.trainable:
             outputs[name] = _forward(peer, batch, True, opt.autocast, outputs)
     terms = objective(peers, links, outputs, batch, step)
-    (terms["total"] / opt.accum_steps).backward()
+    _backward(terms["total"], opt.accum_steps)
     if step_now:
         opt.step([n for n, p in peers.items() if p.trainable])
     return _floats(terms)
@@ -125,7 +126,7 @@ def alternating(
     for i, name in enumerate(order):
         view = {**outputs, **current, name: live[name]}
         terms = objective(peers, links, view, batch, step, for_peer=name)
-        (terms["total"] / opt.accum_steps).backward()
+        _backward(terms["total"], opt.accum_steps)
         logged |= {f"{name}:{k}" if k == "total" else k: v for k, v in _floats(terms).items()}
         if step_now:
             opt.step([name])
@@ -158,7 +159,7 @@ def _alternating_accumulated(
                     current[m][other] = _forward(peers[other], b, False, ac, view)
                 view[other] = current[m][other]
             terms = objective(peers, links, view, b, step, for_peer=name)
-            (terms["total"] / opt.accum_steps).backward()
+            _backward(terms["total"], opt.accum_steps)
             for k, v in _floats(terms).items():
                 key = f"{name}:{k}" if k == "total" else k
                 sums[key] = sums.get(key, 0.0) + v / len(batches)
@@ -166,6 +167,13 @@ def _alternating_accumulated(
         opt.step([name])
     sums["total"] = sum(v for k, v in sums.items() if k.endswith(":total"))
     return sums
+
+
+def _backward(total: torch.Tensor, accum_steps: int) -> None:
+    """Backward of one (micro-)batch; a turn with no term that reaches a trainable parameter
+    (e.g. a peer with loss "none" and no link) has nothing to do."""
+    if total.requires_grad:
+        (total / accum_steps).backward()
 
 
 def _detached(out: SeqOutput) -> SeqOutput:
