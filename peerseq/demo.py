@@ -64,7 +64,7 @@ def train_smoke_b(workdir: Path) -> dict[str, float]:
     Console().print(table)
     Console().print(
         "A tiny model after about a minute of CPU training: it has learnt German n-grams, not yet "
-        "to translate (chance = random training sentences). recipes/ hold the real runs.",
+        "to translate (chance = random training sentences). Comparing methods needs longer runs.",
         highlight=False,
     )
     return {p: last[f"{p}/bleu"] for p in ("st", "mt")}
