@@ -57,6 +57,7 @@ class Data:
         self.meta = read_corpus_json(self.dir)
         self.speech = self.meta["kind"] == "speech"
         self.tokenizers = {n: load_tokenizer(self.dir, f.tokenizer) for n, f in cfg.fields.items()}
+        self._text_items: dict[tuple, list] = {}
 
     def fields(self, training: bool) -> dict[str, FieldSpec]:
         return {
@@ -68,16 +69,24 @@ class Data:
         return feature_dim(self.cfg.features)
 
     def _items(self, split: str, limit: int | None):
-        if self.speech:
-            cuts = (
-                precomputed(self.dir, split, self.cfg.features)
-                if self.cfg.precompute
-                else load_split(self.dir, split)
-            )
-            cuts = filter_cuts(
-                cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
-            )
-            return cuts.subset(first=limit) if limit else cuts
+        """The split's cuts (lazy) or text examples; text examples are built once per split and
+        kept, since building them tokenizes every sentence (for the sampler's token budget)."""
+        if not self.speech:
+            key = (split, limit)
+            if key not in self._text_items:
+                self._text_items[key] = self._text_examples(split, limit)
+            return self._text_items[key]
+        cuts = (
+            precomputed(self.dir, split, self.cfg.features)
+            if self.cfg.precompute
+            else load_split(self.dir, split)
+        )
+        cuts = filter_cuts(
+            cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
+        )
+        return cuts.subset(first=limit) if limit else cuts
+
+    def _text_examples(self, split: str, limit: int | None):
         rows = load_text_split(self.dir, split)
         rows = rows[:limit] if limit else rows
         first = next(iter(self.cfg.fields.values()))
