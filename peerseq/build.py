@@ -7,6 +7,7 @@ by side-effect registration.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +154,22 @@ def build_model(
         model = presets.build(
             cfg.preset, cfg.size, vocab=vocab, src_vocab=src_vocab, **cfg.overrides
         )
+    for attr, other in cfg.share.items():
+        if other not in built or not hasattr(unwrap(built[other].model), attr):
+            raise PeerseqError(f"model.share: no submodule '{attr}' in an earlier peer '{other}'")
+        mine, theirs = getattr(model, attr, None), getattr(unwrap(built[other].model), attr)
+        if mine is not None and _shapes(mine) != _shapes(theirs):
+            raise PeerseqError(f"model.share: '{attr}' of '{other}' has other shapes than ours")
+        setattr(model, attr, theirs)
     if cfg.init_from:
         model.load_state_dict(run_weights(cfg.init_from))
     if cfg.init_encoder_from:
         load_encoder(model, run_weights(cfg.init_encoder_from))
     return model
+
+
+def _shapes(module: nn.Module) -> list[tuple]:
+    return [tuple(p.shape) for p in module.parameters()]
 
 
 def run_weights(spec: str) -> dict[str, torch.Tensor]:
@@ -208,6 +220,12 @@ def check_method(exp: Experiment, peers: dict[str, Peer]) -> None:
             )
         if lc.kind == "seqkd" and not lc.cache and is_seq2seq(peers[lc.a].model):
             raise PeerseqError(f"links.{i}: online seqkd needs a CTC teacher; set cache: true")
+    shared = [n for n, pc in exp.peers.items() if pc.model.share]
+    if shared and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PeerseqError(
+            f"peers {', '.join(shared)} share modules: not supported under DDP yet (each peer's "
+            "DDP wrapper would all-reduce the shared gradients again)"
+        )
     name = exp.train.early_stop_peer
     if name is not None:
         if name not in peers:

@@ -124,3 +124,46 @@ def test_ctc_students_with_l2_and_seqkd_links():
     (v,) = cached.values()
     assert torch.isfinite(v) and float(v.detach()) > 0
     assert set(kd) == set(cached) == {"seqkd(a->b)"}
+
+
+def test_shared_decoder_is_one_module_updated_once(tmp_path):
+    from peerseq.build import Data, build_peers
+    from peerseq.config import from_dict
+    from peerseq.experiment import Experiment
+    from peerseq.train import Trainer
+
+    exp = from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp_path / "run"),
+            "data": {
+                "corpus": str(tmp_path / "m30k"),
+                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
+                "fields": {
+                    "source": {"column": "en", "tokenizer": "spm_en"},
+                    "target": {"column": "de", "tokenizer": "spm_de", "eos": True},
+                },
+            },
+            "peers": {
+                "a": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
+                "b": {
+                    "model": {
+                        "preset": "mt_transformer",
+                        "size": "tiny",
+                        "share": {"decoder": "a", "output_layer": "a"},
+                    },
+                    "reads": "source",
+                },
+            },
+            "train": {"max_steps": 2, "num_threads": 1},
+        },
+    )
+    peers = build_peers(exp, Data(exp.data, 1))
+    assert peers["b"].model.decoder is peers["a"].model.decoder
+    assert peers["b"].model.encoder is not peers["a"].model.encoder
+    trainer = Trainer(exp)
+    owned = [
+        id(p) for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]
+    ]
+    assert len(owned) == len(set(owned))  # every parameter in one optimiser only
+    assert trainer.fit().step == 2
