@@ -32,7 +32,7 @@ from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.tokenizers import load_tokenizer
 from peerseq.engine.link import Link
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
-from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
+from peerseq.engine.schedules import make_schedule
 from peerseq.errors import PeerseqError
 from peerseq.experiment import DataConfig, Experiment, LinkConfig, ModelConfig, OptimConfig
 from peerseq.models import presets
@@ -247,11 +247,9 @@ def build_links(exp: Experiment) -> list[Link]:
 
 
 def schedule(lc: LinkConfig):
-    if lc.schedule == "cyclical":
-        return Cyclical(lc.R, lc.C, lc.weight)
-    if lc.schedule == "warmup":
-        return LinearWarmup(lc.weight, lc.warmup)
-    return Constant(lc.weight)
+    """A link's weight schedule, through the one table in peerseq.engine.schedules."""
+    params = {"cyclical": {"R": lc.R, "C": lc.C}, "warmup": {"steps": lc.warmup}}
+    return make_schedule({"type": lc.schedule, "value": lc.weight, **params.get(lc.schedule, {})})
 
 
 @dataclass

@@ -3,7 +3,7 @@
     kind "kl"            KL(p_a || p_b)
     kind "kl_symmetric"  KL(p_a || p_b) + KL(p_b || p_a), logged as two terms (paper 000 Eq. 8)
     kind "l2"            squared L2 between the posteriors (paper 002 Eq. 4)
-    kind "seqkd"         b's supervised loss on a's decoded hypotheses (sequence-level KD):
+    kind "seqkd"         CTC loss of b (a CTC student) on a's decoded hypotheses (seqKD):
                          the hypotheses are batch.tokens[f"hyp:{a}"] when cached (frozen
                          teachers, decoded once), else CTC greedy on a's output, online
 grad: which side receives gradient: "both", or a peer's name (the other side is detached).
@@ -19,7 +19,7 @@ from peerseq.data.batching import Batch, pad_tokens
 from peerseq.decode.ctc import ctc_greedy
 from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
 from peerseq.errors import PeerseqError
-from peerseq.losses import ctc_loss, kl_divergence, label_smoothed_nll, squared_l2_posteriors
+from peerseq.losses import ctc_loss, kl_divergence, squared_l2_posteriors
 from peerseq.models.output import SeqOutput
 
 KINDS = ("kl", "kl_symmetric", "l2", "seqkd")
@@ -75,11 +75,5 @@ class Link:
             seqs = ctc_greedy(teacher.log_probs.detach(), teacher.lengths)
             hyps, lengths = pad_tokens(seqs)
             hyps, lengths = hyps.to(student.log_probs.device), lengths.to(student.log_probs.device)
-        if student.log_probs.size(1) == hyps.size(1) and not _is_ctc_shaped(student, lengths):
-            return label_smoothed_nll(student.log_probs, hyps, student.mask, 0.0)[0]
+        # students are CTC models (build.check_method refuses encoder-decoder students)
         return ctc_loss(student.log_probs, student.lengths, hyps, lengths)
-
-
-def _is_ctc_shaped(out: SeqOutput, hyp_lengths: torch.Tensor) -> bool:
-    """An encoder-decoder's output has exactly the hypothesis' positions; CTC has frames."""
-    return not torch.equal(out.lengths.cpu(), hyp_lengths.cpu())

@@ -16,6 +16,8 @@ from peerseq.data.io import atomic_write_text
 from peerseq.decode.beam_search import beam_search
 from peerseq.decode.ctc import ctc_prefix_beam_search
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
+from peerseq.evaluate import max_len_a
+from peerseq.experiment import DecodeConfig
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -35,12 +37,22 @@ def teacher_labels(
     if path.is_file():
         return json.loads(path.read_text())
     model = unwrap(peer.model).eval()
+    cfg = DecodeConfig(beam=max(beam, k))
     labels: dict[str, list[list[int]]] = {}
     for batch in batches:
         batch = batch.to(device)
         src, lengths = peer.inputs(batch)
-        if is_seq2seq(model):
-            hyps = beam_search(model, src, lengths, beam=max(beam, k), k=k)
+        if is_seq2seq(model):  # the same length limits as decode_peer (scaled for speech)
+            hyps = beam_search(
+                model,
+                src,
+                lengths,
+                beam=cfg.beam,
+                k=k,
+                max_len_a=max_len_a(peer, cfg),
+                max_len_b=cfg.max_len_b,
+                len_penalty=cfg.len_penalty,
+            )
             kbest = [[h.tokens for h in hs] for hs in hyps]
         else:
             out = model(src, lengths)
