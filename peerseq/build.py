@@ -6,6 +6,7 @@ by side-effect registration.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -46,7 +47,11 @@ PAPER003 = ("teacher_a", "teacher_b", "student_a", "student_b")
 class Data:
     """The prepared corpus of an experiment: tokenizers, samplers and collators per split."""
 
-    def __init__(self, cfg: DataConfig, seed: int, world_size: int = 1, rank: int = 0):
+    def __init__(
+        self, cfg: DataConfig, seed: int, world_size: int = 1, rank: int = 0, speech: bool = True
+    ):
+        """speech=False: batch a speech corpus's texts only (no peer reads its audio, e.g. an
+        MT model trained on the transcripts and translations of a speech corpus)."""
         self.cfg, self.seed, self.world_size, self.rank = cfg, seed, world_size, rank
         self.dir = Path(cfg.corpus)
         if not (self.dir / "corpus.json").is_file():
@@ -56,7 +61,7 @@ class Data:
                 )
             prepare(PrepareArgs(out=self.dir, **cfg.prepare))
         self.meta = read_corpus_json(self.dir)
-        self.speech = self.meta["kind"] == "speech"
+        self.speech = self.meta["kind"] == "speech" and speech
         self.tokenizers = {n: load_tokenizer(self.dir, f.tokenizer) for n, f in cfg.fields.items()}
         self._text_items: dict[tuple, list] = {}
 
@@ -103,13 +108,15 @@ class Data:
             "world_size": self.world_size if training else 1,
             "rank": self.rank if training else 0,
         }
+        # lhotse needs at least as many items as buckets; count no further than that (lazy sets)
+        buckets = max(1, sum(1 for _ in itertools.islice(items, self.cfg.num_buckets)))
         if self.speech:
             return speech_sampler(
                 items,
                 self.cfg.max_frames,
                 shuffle=training,
                 seed=self.seed,
-                num_buckets=self.cfg.num_buckets,
+                num_buckets=buckets,
                 **shard,
             )
         return text_sampler(
@@ -117,7 +124,7 @@ class Data:
             self.cfg.max_tokens,
             shuffle=training,
             seed=self.seed,
-            num_buckets=self.cfg.num_buckets,
+            num_buckets=buckets,
             **shard,
         )
 
@@ -130,6 +137,11 @@ class Data:
     def batches(self, split: str, limit: int | None = None) -> Iterator[Batch]:
         """Every utterance of a split once, in a fixed order (validation, decoding)."""
         return iterate(self.sampler(split, training=False, limit=limit), self.collator(False))
+
+
+def reads_speech(exp: Experiment) -> bool:
+    """Whether any peer reads audio; if none does, batches carry text only."""
+    return any(pc.reads == "speech" for pc in exp.peers.values())
 
 
 def build_model(
@@ -173,14 +185,19 @@ def _shapes(module: nn.Module) -> list[tuple]:
 
 
 def run_weights(spec: str) -> dict[str, torch.Tensor]:
-    """'RUN_DIR:peer' -> that peer's weights in the run's latest checkpoint (safetensors)."""
+    """'RUN_DIR:peer' -> that peer's weights: the run's early-stopping best (RUN/best/) when it
+    has one, as `peerseq decode` and `evaluate` use, else its latest checkpoint."""
     from peerseq.engine.checkpoint import latest_checkpoint, load_weights
 
     run, _, peer = spec.rpartition(":")
+    name = f"model.{peer}.safetensors"
+    best = Path(run) / "best" / name if run else None
+    if best is not None and best.is_file():
+        return load_weights(best)
     ckpt = latest_checkpoint(Path(run)) if run else None
-    if ckpt is None or not (ckpt / f"model.{peer}.safetensors").is_file():
+    if ckpt is None or not (ckpt / name).is_file():
         raise PeerseqError(f"init_from '{spec}': no checkpoint of peer '{peer}' under {run}/")
-    return load_weights(ckpt / f"model.{peer}.safetensors")
+    return load_weights(ckpt / name)
 
 
 def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:

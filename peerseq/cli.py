@@ -53,18 +53,38 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_decode(args: argparse.Namespace) -> None:
     from peerseq.evaluate import score
-    from peerseq.runs import decode_split, load_run
+    from peerseq.runs import decode_split, load_run, write_outputs
 
     run = load_run(args.run, args.weights)
     decoded = decode_split(run, args.peer, args.split, args.beam)
     out = Path(args.out or run.dir / "decode" / f"{args.peer}.{args.split}.hyp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(decoded.hyps) + "\n")
+    write_outputs(decoded, out.with_suffix(""))
     metric = run.exp.peers[args.peer].decode.metric
     if metric != "none":
         value, signature = score(decoded, metric)
         print(f"{args.peer} {args.split} {metric} {value:.2f}  ({signature})")
-    print(f"wrote {len(decoded.hyps)} hypotheses to {out}")
+    print(f"wrote {len(decoded.hyps)} hypotheses to {out} (and ids with references beside it)")
+
+
+def _run_peer(text: str) -> tuple[str, str]:
+    run, sep, peer = text.rpartition(":")
+    if not sep or not run or not peer:
+        raise argparse.ArgumentTypeError(f"expected RUN_DIR:PEER, got {text!r}")
+    return run, peer
+
+
+def cmd_cascade(args: argparse.Namespace) -> None:
+    from peerseq.evaluate import score
+    from peerseq.runs import cascade_split, load_run, write_outputs
+
+    (asr_dir, asr_peer), (mt_dir, mt_peer) = args.asr, args.mt
+    asr, mt = load_run(asr_dir, args.weights), load_run(mt_dir, args.weights)
+    decoded = cascade_split(asr, asr_peer, mt, mt_peer, args.split, args.beam)
+    stem = Path(args.out) / f"cascade.{args.split}"
+    write_outputs(decoded, stem)
+    value, signature = score(decoded, "bleu")
+    print(f"cascade {args.split} bleu {value:.2f}  ({signature})")
+    print(f"wrote {len(decoded.hyps)} translations to {stem}.hyp")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -97,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument(
         "name",
         help="fsdd, fsdd-connected, yesno, librivox5, multi30k, "
-        "multi30k-speech, or the path of a lhotse CutSet manifest",
+        "multi30k-speech, the path of a lhotse CutSet manifest (--split says which split), or "
+        "several: train=A.jsonl.gz,dev=B.jsonl.gz,test=C.jsonl.gz",
     )
     pp.add_argument("--out", required=True, help="output directory")
     pp.add_argument("--src", type=Path, help="the corpus's source directory (default: bundled)")
@@ -134,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--split", default="test")
         q.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
         q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
+
+    pc = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
+    pc.add_argument("--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech")
+    pc.add_argument("--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text")
+    pc.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
+    pc.add_argument("--split", default="test")
+    pc.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
+    pc.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+    pc.set_defaults(func=cmd_cascade)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")
     pa.add_argument("run")

@@ -22,7 +22,13 @@ Overrides, ``a.b.c=value``:
 - in a ``dict[str, X]`` field a new key may be created (``peers.new.model=conformer``); that entry
   is then built from the overrides alone, so they must give every required field of X;
 - assigning a whole value (``seeds=[1, 2]``, ``peers.st={model: x}``) replaces it, no merging;
-  dict keys that contain a dot cannot be addressed.
+  dict keys that contain a dot cannot be addressed;
+- an item of a list the config holds is addressed by its index: ``links.0.C=200``.
+
+Inheritance: a YAML file may name others under a top-level ``base:`` key (a path or a list,
+relative to the file). Their mappings are merged first, in order, then the file's own keys on
+top, recursively for mappings (a list or a scalar replaces). A recipe keeps its data and
+optimiser settings in one file and each method in a short one, as fairseq and ESPnet recipes do.
 
 Floats: YAML 1.1 reads ``3e-4`` and ``1e5`` as strings. Here they are floats (as in YAML 1.2),
 in files and overrides alike, and ``save_config`` quotes strings that would read back as floats.
@@ -78,7 +84,7 @@ class _Invalid(Exception):
 def load_config(cls: type[T], yaml_path: str | Path | None, overrides: Iterable[str] = ()) -> T:
     """Build ``cls`` from a YAML file (or nothing) plus ``key=value`` overrides; see module doc."""
     _require_dataclass_type(cls)
-    data = _read_yaml(Path(yaml_path)) if yaml_path is not None else {}
+    data = _read_with_bases(Path(yaml_path), ()) if yaml_path is not None else {}
     from_override: dict[tuple, str] = {}  # path set by an override -> the override
     created: dict[tuple, str] = {}  # dict entry an override created -> the override
     for item in overrides:
@@ -154,6 +160,40 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict:
+    """The file's mapping merged over the mappings of its ``base:`` files (see module doc)."""
+    path = path.resolve()
+    if path in chain:
+        loop = " -> ".join(str(p) for p in (*chain, path))
+        raise PeerseqError(f"{chain[-1]}: base: files include each other ({loop})")
+    data = _read_yaml(path)
+    bases = data.pop("base", None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise PeerseqError(f"{path}: base: expected a path or a list of paths, got {bases!r}")
+    merged: dict = {}
+    for base in bases:
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise PeerseqError(f"{path}: base: {base}: no such file ({base_path})")
+        merged = _merge(merged, _read_with_bases(base_path, (*chain, path)))
+    return _merge(merged, data)
+
+
+def _merge(under: dict, over: dict) -> dict:
+    """``over`` on top of ``under``: mappings merge key by key, anything else replaces."""
+    out = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _apply_override(cls: type, data: dict, item: str, created: dict[tuple, str]) -> tuple:
     """Set one ``a.b.c=value`` in the raw ``data``, walking the annotations of ``cls``."""
     key, sep, raw = item.partition("=")
@@ -176,17 +216,24 @@ def _apply_override(cls: type, data: dict, item: str, created: dict[tuple, str])
         elif typing.get_origin(tp) is dict or tp is dict or tp is Any:
             args = typing.get_args(tp)
             child_tp, f, is_entry = (args[1] if args else Any), None, True
+        elif typing.get_origin(tp) is list and isinstance(node, list):
+            # an item of a list the config already has: links.0.weight=0.5
+            if not part.isdigit() or int(part) >= len(node):
+                fail(i + 1, f"expected an index below {len(node)} of the list")
+            part, child_tp, f = int(part), typing.get_args(tp)[0], None
         else:
             fail(i, f"is {_name(tp)}, not a mapping")
         if i == len(parts) - 1:
             node[part] = _override_value(child_tp, raw, item)
             return parts
-        child = node.get(part)
+        child = node[part] if isinstance(node, list) else node.get(part)
         if child is None:
             child = {} if f is None else _default_plain(f)
             if is_entry:
                 created[parts[: i + 1]] = item
-        if not isinstance(child, dict):
+        if not isinstance(child, dict) and not (
+            isinstance(child, list) and typing.get_origin(_drop_none(child_tp)) is list
+        ):
             fail(i + 1, f"is {_got(child)}, not a mapping")
         node[part] = child
         tp, node = child_tp, child

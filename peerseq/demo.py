@@ -1,6 +1,6 @@
-"""`make demo`: prepare every bundled corpus and print a table of them, then train smoke recipe
-(b) -- ST and MT as peers with mutual learning, alternating updates and cyclical beta -- and
-print both peers' dev BLEU next to what chance gets.
+"""`make demo`: prepare every bundled corpus and print a table of them, then run paper 000's
+recipe at demo size (ASR and MT pre-training, E2E ST, ST<->MT mutual learning) and print E2E
+and E2E+ML test BLEU side by side, next to what chance gets.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DEMO_CORPORA = {
 }
 
 
-SMOKE_B = Path(__file__).resolve().parents[1] / "recipes" / "smoke" / "st_mt_ml.yaml"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "st_mutual"
 
 
 def run_demo(workdir: Path) -> list[dict]:
@@ -33,45 +33,53 @@ def run_demo(workdir: Path) -> list[dict]:
         prepare(PrepareArgs(name=name, out=out, **kw))
         stats.append(corpus_stats(out))
     print_corpus_table(stats)
-    train_smoke_b(workdir)
+    e2e_vs_ml(workdir)
     return stats
 
 
-def train_smoke_b(workdir: Path) -> dict[str, float]:
-    """Train recipe (b) on the demo's multi30k-speech and print dev BLEU of st and mt."""
+def e2e_vs_ml(workdir: Path) -> dict:
+    """Paper 000 at demo size: recipes/st_mutual/reproduce.sh --scale tiny --methods "e2e ml"
+    (it pre-trains the ASR encoder and the MT peer first) on the demo's multi30k-speech, then
+    E2E and E2E+ML test BLEU side by side, with what chance gets."""
+    import json
+    import os
+    import subprocess
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    from peerseq.config import load_config
     from peerseq.data.manifest import load_text_split
     from peerseq.evaluate import chance_score
-    from peerseq.experiment import Experiment
-    from peerseq.train import train
 
-    corpus = workdir / "data" / "multi30k-speech"  # prepared above with the recipe's args
-    exp = load_config(
-        Experiment, SMOKE_B, [f"out_dir={workdir / 'smoke_b'}", f"data.corpus={corpus}"]
-    )
-    state = train(exp)
-    last = [h for h in _dev_records(Path(exp.out_dir)) if "st/bleu" in h][-1]
-    refs = [r["de"] for r in load_text_split(corpus, "dev")][: exp.data.limit_dev]
-    chance = chance_score(refs, [r["de"] for r in load_text_split(corpus, "train")], "bleu")
-    table = Table(title=f"smoke (b): ST <-> MT mutual learning, dev BLEU after {state.step} steps")
-    for col in ("peer", "reads", "dev BLEU", "chance BLEU"):
+    corpus = workdir / "data" / "multi30k-speech"  # prepared above with the tiny scale's args
+    out, results = workdir / "st_mutual", workdir / "st_mutual" / "results"
+    bindir = Path(sys.executable).parent
+    env = os.environ | {"PEERSEQ": str(bindir / "peerseq"), "PYTHON": sys.executable}
+    cmd = [str(RECIPE / "reproduce.sh"), "--scale", "tiny", "--methods", "e2e ml",
+           "--corpus", str(corpus), "--out", str(out), "--results", str(results)]  # fmt: skip
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env=env)
+    report = json.loads(results.with_suffix(".json").read_text())["pairs"]["en-de"]
+    train_de = [r["de"] for r in load_text_split(corpus, "train")]
+    refs = [r["de"] for r in load_text_split(corpus, "test")][: report["table1"]["n"]]
+    chance = chance_score(refs, train_de, "bleu")
+    table = Table(title=f"paper 000 at demo size: test BLEU on {len(refs)} sentences")
+    for col in ("system", "test BLEU", "chance BLEU"):
         table.add_column(col)
-    for peer in ("st", "mt"):
-        table.add_row(peer, exp.peers[peer].reads, f"{last[f'{peer}/bleu']:.2f}", f"{chance:.2f}")
-    Console().print(table)
-    Console().print(
-        "A tiny model after about a minute of CPU training: it has learnt German n-grams, not yet "
-        "to translate (chance = random training sentences). Comparing methods needs longer runs.",
+    rows = [("E2E (ST alone)", "table1", "E2E"), ("E2E+ML (ST peer)", "table1", "E2E+ML"),
+            ("MT (alone)", "table2", "MT"), ("MT+ML (MT peer)", "table2", "MT+ML")]  # fmt: skip
+    shown = {}
+    for label, tab, key in rows:
+        shown[key] = report[tab]["systems"][key]["mean"]
+        table.add_row(label, f"{shown[key]:.2f}", f"{chance:.2f}")
+    console = Console()
+    console.print(table)
+    console.print(
+        "Tiny models after about a minute of CPU training each: they have learnt German "
+        "n-grams, not yet to translate (chance = random training sentences). The comparison at "
+        f"a size where it means something: {RECIPE / 'results.md'} "
+        "(recipes/st_mutual/reproduce.sh --scale small).",
         highlight=False,
     )
-    return {p: last[f"{p}/bleu"] for p in ("st", "mt")}
-
-
-def _dev_records(run: Path) -> list[dict]:
-    import json
-
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["split"] == "dev"]
+    return shown

@@ -38,6 +38,7 @@ class DataConfig:
     max_seconds: float | None = None
     limit_train: int | None = None  # first N training utterances
     limit_dev: int | None = None
+    limit_test: int | None = None  # first N test utterances (tests and quick looks only)
     num_buckets: int = 10
 
 

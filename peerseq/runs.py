@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from peerseq.build import Data, build_peers
+from peerseq.build import Data, build_peers, reads_speech
 from peerseq.config import load_config
+from peerseq.decode.cascade import cascade
 from peerseq.distributed import pick_device
 from peerseq.engine.checkpoint import (
     average_checkpoints,
@@ -21,7 +22,7 @@ from peerseq.engine.checkpoint import (
 )
 from peerseq.engine.peer import Peer
 from peerseq.errors import PeerseqError
-from peerseq.evaluate import Decoded, decode_peer, score
+from peerseq.evaluate import Decoded, decode_peer, max_len_a, score
 from peerseq.experiment import Experiment
 
 
@@ -56,7 +57,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
         pc.model.init_from = pc.model.init_encoder_from = None
     if which == "best" and not (run_dir / "best").is_dir():
         which = "last"  # no early stopping configured: the final weights
-    data = Data(exp.data, exp.train.seed)
+    data = Data(exp.data, exp.train.seed, speech=reads_speech(exp))
     peers = build_peers(exp, data)
     folder = weights_dir(run_dir, which)
     dev = pick_device(device)
@@ -78,8 +79,16 @@ def decode_split(run: Run, peer: str, split: str, beam: int | None = None) -> De
     if beam is not None:
         cfg = dataclasses.replace(cfg, beam=beam)
     column = run.exp.data.fields[p.predicts].column
-    return decode_peer(
-        p, run.data.batches(split), run.data.tokenizers[p.predicts], column, cfg, run.device
+    batches = run.data.batches(split, split_limit(run.exp, split))
+    return decode_peer(p, batches, run.data.tokenizers[p.predicts], column, cfg, run.device)
+
+
+def split_limit(exp: Experiment, split: str) -> int | None:
+    """data.limit_{train,dev,test} for the split of that name (decoding reads what training and
+    validation read)."""
+    d = exp.data
+    return {d.train_split: d.limit_train, d.dev_split: d.limit_dev, d.test_split: d.limit_test}.get(
+        split
     )
 
 
@@ -101,8 +110,74 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
             "signature": signature,
             "n": len(decoded.ids),
         }
-        (folder / f"{name}.{split}.hyp").write_text("\n".join(decoded.hyps) + "\n")
+        write_outputs(decoded, folder / f"{name}.{split}")
     (folder / f"{split}.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def write_outputs(decoded: Decoded, stem: Path) -> None:
+    """STEM.hyp (one hypothesis per line, decoding order) and STEM.jsonl ({"id", "hyp", "ref"}
+    per line): what `peerseq.report.compare` pairs across systems by utterance id."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.parent.joinpath(stem.name + ".hyp").write_text("\n".join(decoded.hyps) + "\n")
+    with stem.parent.joinpath(stem.name + ".jsonl").open("w", encoding="utf-8") as f:
+        for i, h, r in zip(decoded.ids, decoded.hyps, decoded.refs, strict=True):
+            f.write(json.dumps({"id": i, "hyp": h, "ref": r}, ensure_ascii=False) + "\n")
+
+
+def read_outputs(path: str | Path) -> dict[str, tuple[str, str]]:
+    """A STEM.jsonl written by write_outputs -> {id: (hyp, ref)}."""
+    out = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            out[row["id"]] = (row["hyp"], row["ref"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise PeerseqError(f'{path}:{n}: expected {{"id", "hyp", "ref"}}') from None
+    return out
+
+
+def cascade_split(
+    asr: Run, asr_peer: str, mt: Run, mt_peer: str, split: str, beam: int | None = None
+) -> Decoded:
+    """Cascade ST (paper 000, 4.1): `asr_peer` of run `asr` transcribes the split's speech
+    (1-best, its own decode settings), `mt_peer` of run `mt` translates the transcripts (beam
+    search with its decode settings). References: the MT peer's target column."""
+    for run, peer in ((asr, asr_peer), (mt, mt_peer)):
+        if peer not in run.peers:
+            raise PeerseqError(f"{run.dir}: no peer '{peer}' (peers: {', '.join(run.peers)})")
+    a, m = asr.peers[asr_peer], mt.peers[mt_peer]
+    if a.reads != "speech" or m.reads == "speech":
+        raise PeerseqError(
+            f"cascade: '{asr_peer}' must read speech (reads {a.reads}) and '{mt_peer}' text "
+            f"(reads {m.reads})"
+        )
+    a_cfg, m_cfg = asr.exp.peers[asr_peer].decode, mt.exp.peers[mt_peer].decode
+    m_cfg = dataclasses.replace(m_cfg, beam=beam) if beam is not None else m_cfg
+    asr_tok, src_tok = asr.data.tokenizers[a.predicts], mt.data.tokenizers[m.reads]
+    column = mt.exp.data.fields[m.predicts].column
+    tgt_tok = mt.data.tokenizers[m.predicts]
+    asr_model, mt_model = (r.peers[p].model for r, p in ((asr, asr_peer), (mt, mt_peer)))
+    out = Decoded([], [], [])
+    with torch.inference_mode():
+        for batch in asr.data.batches(split, split_limit(asr.exp, split)):
+            batch = batch.to(asr.device)
+            res = cascade(
+                asr_model,
+                mt_model,
+                batch.speech,
+                batch.speech_lengths,
+                asr_tok.decode,
+                src_tok.encode,  # the MT source field has no EOS (FieldConfig.eos: false)
+                beam=m_cfg.beam,
+                asr_beam=a_cfg.beam,
+                max_len_a=max_len_a(m, m_cfg),
+                max_len_b=m_cfg.max_len_b,
+                len_penalty=m_cfg.len_penalty,
+            )
+            out.ids += batch.ids
+            out.hyps += [tgt_tok.decode(h[0].tokens) if h else "" for h in res.translations]
+            out.refs += batch.texts[column]
     return out
 
 

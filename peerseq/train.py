@@ -17,7 +17,14 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from peerseq.build import Data, build_links, build_optimizer, build_peers, check_method
+from peerseq.build import (
+    Data,
+    build_links,
+    build_optimizer,
+    build_peers,
+    check_method,
+    reads_speech,
+)
 from peerseq.config import save_config
 from peerseq.distributed import Dist, autocast_factory, init_distributed, pick_device
 from peerseq.engine import pseudo_labels
@@ -65,7 +72,9 @@ class Trainer:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         self.run_dir = Path(exp.out_dir)
-        self.data = Data(exp.data, t.seed, self.dist.world_size, self.dist.rank)
+        self.data = Data(
+            exp.data, t.seed, self.dist.world_size, self.dist.rank, speech=reads_speech(exp)
+        )
         # seeded after the data, whose preparation (if it had to run) draws random numbers:
         # the same on every rank and in every process, so the initial weights are identical
         seed_everything(t.seed)
@@ -238,15 +247,16 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> State:
         exp, t, s = self.exp, self.exp.train, self.state
-        if resume and self.resume():
+        resumed = resume and self.resume()
+        if resumed:
             s = self.state
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(exp, self.run_dir / "config.yaml")
         log = RunLogger(self.run_dir, self.dist.main, t.max_steps)
-        self._saved_step = s.step if resume else None
-        if resume:
-            log.say(f"resuming at step {s.step}, epoch {s.epoch}")
+        self._saved_step = s.step if resumed else None
+        if resumed:
+            log.say(f"resuming at step {s.step}, epoch {s.epoch}" + (" (finished)" * s.done))
         collate = self.data.collator(training=True)
         while not s.done and s.epoch < t.max_epochs:
             sampler = self.data.sampler(exp.data.train_split, True, exp.data.limit_train)

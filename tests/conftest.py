@@ -30,3 +30,14 @@ def fsdd_copy(tmp_path: Path, bundled: Path) -> Path:
                 name = f"{digit}_{spk}_{idx}.wav"
                 shutil.copy(bundled / "fsdd" / "recordings" / name, dst / name)
     return dst.parent
+
+
+@pytest.fixture(scope="session")
+def m30k_speech_300(tmp_path_factory) -> Path:
+    """multi30k-speech, first 300 sentences of each split, vocabularies of (at most) 1000: the
+    corpus of recipes/smoke/st*.yaml and of the paper-000 recipe at tiny scale. Made once."""
+    from peerseq.data.prepare import PrepareArgs, prepare
+
+    out = tmp_path_factory.mktemp("data") / "multi30k-speech-300"
+    prepare(PrepareArgs("multi30k-speech", out, limit=300, vocab_size=1000))
+    return out

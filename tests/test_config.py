@@ -313,3 +313,49 @@ def test_unreadable_yaml_names_the_file(tmp_path):
 def test_cls_must_be_a_dataclass():
     with pytest.raises(TypeError):
         load_config(dict, None, [])
+
+
+def test_base_files_merge_under_the_file(tmp_path):
+    (tmp_path / "recipe").mkdir()
+    write(tmp_path, "name: base\noptim: {lr: 0.5, clip: 2.0}\nseeds: [1, 2]\n", "common.yaml")
+    write(tmp_path, "base: common.yaml\nsteps: 7\n", "mid.yaml")
+    top = write(
+        tmp_path / "recipe", "base: [../mid.yaml]\nname: top\noptim: {lr: 0.25}\nseeds: [3]\n"
+    )
+    cfg = load_config(RunConfig, top, ["optim.clip=1.5"])
+    # mappings merge key by key; lists and scalars replace; overrides come last
+    assert cfg.name == "top" and cfg.steps == 7 and cfg.seeds == [3]
+    assert cfg.optim.lr == 0.25 and cfg.optim.clip == 1.5
+
+
+def test_base_errors_name_the_file(tmp_path):
+    loop_a = write(tmp_path, "base: b.yaml\nname: a\n", "a.yaml")
+    write(tmp_path, "base: a.yaml\n", "b.yaml")
+    with pytest.raises(PeerseqError, match="include each other"):
+        load_config(RunConfig, loop_a, [])
+    missing = write(tmp_path, "base: nowhere.yaml\nname: m\n", "m.yaml")
+    with pytest.raises(PeerseqError, match=r"m\.yaml: base: nowhere\.yaml: no such file"):
+        load_config(RunConfig, missing, [])
+    with pytest.raises(PeerseqError, match="expected a path or a list"):
+        load_config(RunConfig, write(tmp_path, "base: {x: 1}\n", "d.yaml"), [])
+
+
+@dataclass
+class Item:
+    name: str
+    weight: float = 1.0
+
+
+@dataclass
+class HasItems:
+    items: list[Item] = field(default_factory=list)
+
+
+def test_override_addresses_list_items_by_index(tmp_path):
+    path = write(tmp_path, "items: [{name: a}, {name: b, weight: 2.0}]\n")
+    cfg = load_config(HasItems, path, ["items.1.weight=0.5", "items.0.name=z"])
+    assert cfg.items == [Item("z"), Item("b", 0.5)]
+    with pytest.raises(PeerseqError, match=r"items\.2: expected an index below 2"):
+        load_config(HasItems, path, ["items.2.weight=1"])
+    with pytest.raises(PeerseqError, match="expected an index below 0"):
+        load_config(HasItems, None, ["items.0.weight=1"])

@@ -75,8 +75,8 @@ def unigram_nll(tok, train_texts: list[str], dev_texts: list[str]) -> float:
 
 
 @pytest.fixture(scope="module")
-def m30ks(tmp_path_factory):
-    return tmp_path_factory.mktemp("data") / "m30ks"
+def m30ks(m30k_speech_300):
+    return m30k_speech_300
 
 
 def test_a_st_alone(tmp_path, m30ks):

@@ -9,7 +9,9 @@ tokens through lhotse's TextExample and TokenConstraint), deterministic for a se
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -174,16 +176,17 @@ def speech_sampler(
     drop_last: bool = False,
 ) -> DynamicBucketingSampler:
     """Batches of at most max_frames feature frames (padding included), length-bucketed."""
-    return DynamicBucketingSampler(
-        cuts,
-        max_duration=max_frames * FRAME_SHIFT,
-        shuffle=shuffle,
-        seed=seed,
-        num_buckets=num_buckets,
-        world_size=world_size,
-        rank=rank,
-        drop_last=drop_last,
-    )
+    with _eager_ok():
+        return DynamicBucketingSampler(
+            cuts,
+            max_duration=max_frames * FRAME_SHIFT,
+            shuffle=shuffle,
+            seed=seed,
+            num_buckets=num_buckets,
+            world_size=world_size,
+            rank=rank,
+            drop_last=drop_last,
+        )
 
 
 def text_sampler(
@@ -196,15 +199,25 @@ def text_sampler(
     rank: int | None = None,
 ) -> DynamicBucketingSampler:
     """Batches of at most max_tokens tokens (padding included), length-bucketed."""
-    return DynamicBucketingSampler(
-        examples,
-        constraint=TokenConstraint(max_tokens=max_tokens, quadratic_length=None),
-        shuffle=shuffle,
-        seed=seed,
-        num_buckets=num_buckets,
-        world_size=world_size,
-        rank=rank,
-    )
+    with _eager_ok():
+        return DynamicBucketingSampler(
+            examples,
+            constraint=TokenConstraint(max_tokens=max_tokens, quadratic_length=None),
+            shuffle=shuffle,
+            seed=seed,
+            num_buckets=num_buckets,
+            world_size=world_size,
+            rank=rank,
+        )
+
+
+@contextmanager
+def _eager_ok() -> Iterator[None]:
+    """lhotse warns when its sampler gets an in-memory set. Ours are in memory on purpose: text
+    examples (tokenized once), and a split's first N cuts (data.limit_*), small by design."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*eagerly read CutSet")
+        yield
 
 
 def iterate(sampler, collate) -> Iterator[Batch]:

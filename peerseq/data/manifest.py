@@ -73,7 +73,7 @@ def cut_text(cut: Cut, lang: str = "transcript") -> str:
     """
     sups = sorted(cut.supervisions, key=lambda s: s.start)
     parts = [
-        (s.text or "") if lang in ("transcript", s.language) else (s.custom or {}).get(lang, "")
+        (s.text or "") if lang in ("transcript", s.language) else translations(s).get(lang, "")
         for s in sups
     ]
     return " ".join(p.strip() for p in parts if p and p.strip())
@@ -149,7 +149,17 @@ def text_row(cut: Cut) -> dict:
     for s in cut.supervisions:
         if s.language:
             row[s.language] = row["transcript"]
-        for k, v in (s.custom or {}).items():
-            if isinstance(v, str):
-                row[k] = cut_text(cut, k)
+        for k in translations(s):
+            row[k] = cut_text(cut, k)
     return row
+
+
+def translations(sup) -> dict[str, str]:
+    """A supervision's texts in other languages: its custom string fields by language code,
+    and lhotse's `custom["translated_text"]` mapping (iwslt22_ta, ...)."""
+    custom = sup.custom or {}
+    out = {k: v for k, v in custom.items() if isinstance(v, str)}
+    nested = custom.get("translated_text")
+    if isinstance(nested, dict):
+        out |= {k: v for k, v in nested.items() if isinstance(v, str)}
+    return out

@@ -1,7 +1,11 @@
 """`peerseq prepare NAME|MANIFEST --out DIR`: corpora -> lhotse manifests + tokenizers.
 
 The table CORPORA names every corpus peerseq knows; anything else given as NAME is taken as the
-path of a lhotse CutSet manifest (LibriSpeech, MuST-C, TIMIT... from lhotse's recipes).
+path of a lhotse CutSet manifest (LibriSpeech, MuST-C, TIMIT... from lhotse's recipes), one
+split (--split), or as several manifests at once, `train=A.jsonl.gz,dev=B.jsonl.gz,test=C...`.
+A manifest's cuts are segments: supervision text is the transcript, supervision language its
+language code, and translations are kept in the supervision's custom fields by language code
+(`custom: {de: "..."}` or lhotse's `custom: {translated_text: {de: "..."}}`).
 Output is written to a temporary sibling of DIR and renamed when complete. Running the same
 command again finds the finished directory and reuses it.
 """
@@ -146,21 +150,41 @@ def _check_user_cuts(cuts: CutSet, path: Path, faults: mf.Faults) -> CutSet:
     return CutSet.from_cuts(keep)
 
 
+def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
+    """`train=A,dev=B` or one manifest path (as `split`) -> {split: path}; None if NAME is
+    neither (a corpus name)."""
+    if "=" in name:
+        out = {}
+        for item in name.split(","):
+            key, sep, path = item.partition("=")
+            if not sep or not key or not path:
+                raise DataError(f"'{name}': expected SPLIT=MANIFEST[,SPLIT=MANIFEST...]")
+            out[key.strip()] = Path(path.strip())
+        return out
+    return {split: Path(name)} if Path(name).is_file() else None
+
+
 def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
-    path = Path(a.name)
-    cuts = _check_user_cuts(mf.load_cutset(path), path, faults)
-    mf.write_cuts(cuts, out, a.split)
+    splits = manifest_splits(a.name, a.split) or {}
+    for split, path in splits.items():
+        cuts = _check_user_cuts(mf.load_cutset(path), path, faults)
+        mf.write_cuts(cuts, out, split)
+        if split == "train":
+            rows = [mf.text_row(c) for c in cuts]
     save_tokenizer(CharTokenizer(), out, "chars")
-    if a.split == "train":
-        rows = [mf.text_row(c) for c in cuts]
+    langs = []
+    if "train" in splits:
         langs = [k for k in rows[0] if k not in ("id", "transcript") and all(k in r for r in rows)]
-        for lang in langs:
-            save_tokenizer(
-                train_sentencepiece([r[lang] for r in rows], a.vocab_size, a.seed),
-                out,
-                f"spm_{lang}",
-            )
-    return {"kind": "speech", "splits": [a.split], "manifest": str(path.resolve())}
+        # the transcript's own language first: joint vocabularies pair it with each other one
+        langs.sort(key=lambda k: not all(r[k] == r["transcript"] for r in rows))
+        if langs:
+            _train_text_tokenizers(rows, langs, out, a)
+    return {
+        "kind": "speech",
+        "splits": list(splits),
+        "languages": langs,
+        "manifest": {k: str(p.resolve()) for k, p in splits.items()},
+    }
 
 
 def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
@@ -171,7 +195,7 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
         if meta.get("args") == json.loads(json.dumps(a.key(), default=str)):
             log(f"{a.name}: already prepared in {out}")
             return meta
-    if a.name not in CORPORA and not Path(a.name).is_file():
+    if a.name not in CORPORA and manifest_splits(a.name, a.split) is None:
         raise DataError(
             f"unknown corpus '{a.name}': expected one of {', '.join(CORPORA)} "
             "or the path of a lhotse CutSet manifest"

@@ -29,7 +29,11 @@ class RunLogger:
         if not self.enabled:
             return
         self.jsonl.write(
-            json.dumps({"split": split, "step": step, "epoch": epoch, **values}) + "\n"
+            json.dumps(
+                {"split": split, "step": step, "epoch": epoch, "time": round(time.time(), 1)}
+                | values
+            )
+            + "\n"
         )
         self.jsonl.flush()
         for k, v in values.items():

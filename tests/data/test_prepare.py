@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from peerseq.data.manifest import cut_text, load_split, load_text_split
+from peerseq.data.manifest import cut_text, load_split, load_text_split, text_row
 from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.data.tokenizers import load_tokenizer
 from peerseq.errors import DataError
 
 
@@ -180,3 +181,27 @@ def test_parallel_text_line_mismatch_via_prepare(tmp_path, bundled):
     (src / "val.fr").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="val.fr has 1013"):
         prepare(PrepareArgs("multi30k", tmp_path / "m", src=src, vocab_size=100))
+
+
+def test_user_manifests_for_several_splits_with_translations(tmp_path, fsdd_copy):
+    """A MuST-C-like layout: one manifest per split, the translation in the supervision's
+    custom fields (flat, or lhotse's translated_text mapping)."""
+    prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy))
+    paths = {}
+    for split in ("train", "dev"):
+        cuts = load_split(tmp_path / "f", split).to_eager()
+        for i, c in enumerate(cuts):
+            s = c.supervisions[0]
+            s.language = "en"
+            s.custom = {"de": f"zahl {s.text}"} if i % 2 else {"translated_text": {"de": "eins"}}
+        paths[split] = tmp_path / f"{split}.jsonl.gz"
+        cuts.to_file(paths[split])
+    name = ",".join(f"{k}={v}" for k, v in paths.items())
+    meta = prepare(PrepareArgs(name, tmp_path / "u", vocab_size=50))
+    assert meta["splits"] == ["train", "dev"] and meta["languages"] == ["en", "de"]
+    rows = [text_row(c) for c in load_split(tmp_path / "u", "dev")]
+    assert {r["de"] for r in rows[::2]} == {"eins"} and rows[1]["de"].startswith("zahl ")
+    for tok in ("spm_en", "spm_de", "spm_en-de", "chars"):
+        assert load_tokenizer(tmp_path / "u", tok).vocab_size > 4
+    with pytest.raises(DataError, match="expected SPLIT=MANIFEST"):
+        prepare(PrepareArgs("train=,dev=x", tmp_path / "v"))

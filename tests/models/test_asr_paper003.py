@@ -39,8 +39,9 @@ def test_shapes_lengths_and_ctc(name):
     assert torch.equal(out.mask.sum(1), want)
     assert torch.all(out.hidden[~out.mask] == 0)  # padded frames are zero
     targets = torch.randint(1, V, (3, 3))
-    loss = F.ctc_loss(out.log_probs.transpose(0, 1), targets, out.lengths,
-                      torch.tensor([3, 2, 3]), blank=0)
+    loss = F.ctc_loss(
+        out.log_probs.transpose(0, 1), targets, out.lengths, torch.tensor([3, 2, 3]), blank=0
+    )
     loss.backward()
     assert torch.isfinite(loss)
 
@@ -56,8 +57,9 @@ def test_padding_invariance_eval(name):
         alone = model(speech[i : i + 1, :n], LENGTHS[i : i + 1])
         m = int(out.lengths[i])
         assert int(alone.lengths[0]) == m
-        torch.testing.assert_close(alone.log_probs[0, :m], out.log_probs[i, :m],
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            alone.log_probs[0, :m], out.log_probs[i, :m], atol=1e-4, rtol=1e-4
+        )
 
 
 def test_paper_sizes_build_on_meta_and_shapes():
@@ -75,8 +77,9 @@ def test_paper_sizes_build_on_meta_and_shapes():
     assert isinstance(a.frontend, DeepSpeech2Conv) and isinstance(b.frontend, DeepSpeech2Conv)
     # Teacher A: 5 BLSTM x 1024 with summed directions; Teacher B: 2 of the same
     assert isinstance(t.encoder, SummedBLSTM) and len(t.encoder.layers) == 5
-    assert all(layer.lstm.hidden_size == 1024 and layer.lstm.bidirectional
-               for layer in t.encoder.layers)
+    assert all(
+        layer.lstm.hidden_size == 1024 and layer.lstm.bidirectional for layer in t.encoder.layers
+    )
     assert t.encoder.out_dim == 1024
     assert isinstance(tb.encoder, SummedBLSTM) and len(tb.encoder.layers) == 2
     assert counts["student_a"]["ours"] == count_parameters(a)
@@ -89,8 +92,10 @@ def test_small_students_train_quickly():
 
 
 def _report(counts) -> str:
-    return "; ".join(f"{k}: ours {v['ours'] / 1e6:.2f}M vs paper {v['paper'] / 1e6:.1f}M"
-                     for k, v in counts.items())
+    return "; ".join(
+        f"{k}: ours {v['ours'] / 1e6:.2f}M vs paper {v['paper'] / 1e6:.1f}M"
+        for k, v in counts.items()
+    )
 
 
 def test_teachers_at_least_4_5x_every_student():

@@ -84,8 +84,12 @@ def test_aux_padding_invariance_eval():
 
 def test_aux_empty_target_is_finite():
     aux = _aux().eval()
-    out = aux(torch.randn(2, 5, D), torch.tensor([5, 3]), torch.zeros(2, 4, dtype=torch.long),
-              torch.tensor([0, 2]))
+    out = aux(
+        torch.randn(2, 5, D),
+        torch.tensor([5, 3]),
+        torch.zeros(2, 4, dtype=torch.long),
+        torch.tensor([0, 2]),
+    )
     assert torch.isfinite(out).all()
 
 
@@ -111,8 +115,11 @@ def test_ctc_form_gradients_reach_aux_and_shared_encoder():
     assert em.log_probs.shape == out.log_probs.shape and torch.equal(em.lengths, out.lengths)
     loss = F.ctc_loss(em.log_probs.transpose(0, 1), targets, em.lengths, tgt_len, blank=0)
     loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in aux.parameters()
-               if p.requires_grad and p.dim() > 1 and p is not aux.embed.embedding.weight)
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for p in aux.parameters()
+        if p.requires_grad and p.dim() > 1 and p is not aux.embed.embedding.weight
+    )
     assert aux.embed.embedding.weight.grad[targets.unique()].abs().sum() > 0
     assert model.encoder.layers[0].attn.q_proj.weight.grad.abs().sum() > 0
     assert model.output_layer.weight.grad.abs().sum() > 0  # the shared output layer

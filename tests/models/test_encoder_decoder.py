@@ -13,8 +13,11 @@ V, D = 15, 32
 
 
 def make_model(speech: bool, ctc: bool = False, tie: bool = False, d=D, layers=1, dropout=0.1):
-    frontend = (Conv1dSubsampler(20, d, mid_channels=32, dropout=dropout) if speech
-                else TokenEmbedding(V, d, dropout))
+    frontend = (
+        Conv1dSubsampler(20, d, mid_channels=32, dropout=dropout)
+        if speech
+        else TokenEmbedding(V, d, dropout)
+    )
     return EncoderDecoder(
         frontend,
         TransformerEncoder(d, 4, 2 * d, layers, dropout),
@@ -64,8 +67,13 @@ def test_tied_embeddings_share_one_tensor():
     model = make_model(speech=False, tie=True)
     assert model.output_layer.weight is model.decoder.embed.embedding.weight
     with pytest.raises(ValueError):
-        EncoderDecoder(TokenEmbedding(V, D), TransformerEncoder(D, 4, 64, 1),
-                       TransformerDecoder(V, D, 4, 64, 1), nn.Linear(D, V + 1), tie_embeddings=True)
+        EncoderDecoder(
+            TokenEmbedding(V, D),
+            TransformerEncoder(D, 4, 64, 1),
+            TransformerDecoder(V, D, 4, 64, 1),
+            nn.Linear(D, V + 1),
+            tie_embeddings=True,
+        )
 
 
 def greedy(model, src, src_lengths, max_len):
@@ -93,7 +101,8 @@ def test_tiny_model_overfits_copy_task(one_thread):
     n, max_len = 20, 6
     lengths = torch.randint(3, max_len + 1, (n,))
     src = torch.randint(4, V, (n, max_len)).masked_fill(
-        torch.arange(max_len)[None, :] >= lengths[:, None], PAD)
+        torch.arange(max_len)[None, :] >= lengths[:, None], PAD
+    )
     # target = src + EOS; decoder input = BOS + target[:-1]
     tgt = torch.cat([src, torch.full((n, 1), PAD)], dim=1)
     tgt[torch.arange(n), lengths] = EOS

@@ -50,5 +50,7 @@ def test_missing_or_extra_keys_rejected():
     with pytest.raises(ValueError, match="source has no 'encoder.layers.1"):
         load_encoder(deep, shallow)
     with pytest.raises(ValueError, match="destination has no 'encoder.layers.1"):
-        load_encoder(build("st_transformer", "tiny", src_feats=20, vocab=11, enc_layers=1),
-                     build("asr_transformer_ctc", "tiny", src_feats=20, vocab=9))
+        load_encoder(
+            build("st_transformer", "tiny", src_feats=20, vocab=11, enc_layers=1),
+            build("asr_transformer_ctc", "tiny", src_feats=20, vocab=9),
+        )

@@ -61,8 +61,9 @@ def test_paper_st_matches_paper_000():
 def test_sizes_grow():
     for name in PRESETS:
         with torch.device("meta"):
-            counts = [count_parameters(build(name, s, vocab=1000)) for s in ("tiny", "small",
-                                                                              "paper")]
+            counts = [
+                count_parameters(build(name, s, vocab=1000)) for s in ("tiny", "small", "paper")
+            ]
         assert counts == sorted(counts), name
 
 
@@ -72,8 +73,10 @@ def test_overrides_ctc_head_and_errors():
     mt = build("mt_transformer", "tiny", vocab=11, src_vocab=13)
     assert mt.frontend.embedding.num_embeddings == 13
     untied = build("mt_transformer", "tiny", vocab=11, tie_embeddings=False)
-    assert count_parameters(untied) == count_parameters(build("mt_transformer", "tiny",
-                                                              vocab=11)) + 11 * 32
+    assert (
+        count_parameters(untied)
+        == count_parameters(build("mt_transformer", "tiny", vocab=11)) + 11 * 32
+    )
     with pytest.raises(ValueError, match="unknown preset"):
         build("nope")
     with pytest.raises(ValueError, match="no size"):
@@ -86,5 +89,4 @@ def test_count_parameters_trainable_only():
     model = build("asr_conformer_ctc", "tiny", src_feats=20, vocab=11)
     total = count_parameters(model)
     model.frontend.requires_grad_(False)
-    assert count_parameters(model, trainable_only=True) == total - count_parameters(
-        model.frontend)
+    assert count_parameters(model, trainable_only=True) == total - count_parameters(model.frontend)
