@@ -87,9 +87,10 @@ class Data:
             if self.cfg.precompute
             else load_split(self.dir, split)
         )
-        cuts = filter_cuts(
-            cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
-        )
+        if split == self.cfg.train_split:  # paper 000 3.1: long samples leave training only;
+            cuts = filter_cuts(  # dev and test are decoded and scored whole
+                cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
+            )
         return cuts.subset(first=limit) if limit else cuts
 
     def _text_examples(self, split: str, limit: int | None):

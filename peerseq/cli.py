@@ -58,12 +58,12 @@ def cmd_decode(args: argparse.Namespace) -> None:
     run = load_run(args.run, args.weights)
     decoded = decode_split(run, args.peer, args.split, args.beam)
     out = Path(args.out or run.dir / "decode" / f"{args.peer}.{args.split}.hyp")
-    write_outputs(decoded, out.with_suffix(""))
+    jsonl = write_outputs(decoded, out)
     metric = run.exp.peers[args.peer].decode.metric
     if metric != "none":
         value, signature = score(decoded, metric)
         print(f"{args.peer} {args.split} {metric} {value:.2f}  ({signature})")
-    print(f"wrote {len(decoded.hyps)} hypotheses to {out} (and ids with references beside it)")
+    print(f"wrote {len(decoded.hyps)} hypotheses to {out}, with ids and references to {jsonl}")
 
 
 def _run_peer(text: str) -> tuple[str, str]:
@@ -80,11 +80,11 @@ def cmd_cascade(args: argparse.Namespace) -> None:
     (asr_dir, asr_peer), (mt_dir, mt_peer) = args.asr, args.mt
     asr, mt = load_run(asr_dir, args.weights), load_run(mt_dir, args.weights)
     decoded = cascade_split(asr, asr_peer, mt, mt_peer, args.split, args.beam)
-    stem = Path(args.out) / f"cascade.{args.split}"
-    write_outputs(decoded, stem)
+    hyp = Path(args.out) / f"cascade.{args.split}.hyp"
+    jsonl = write_outputs(decoded, hyp)
     value, signature = score(decoded, "bleu")
     print(f"cascade {args.split} bleu {value:.2f}  ({signature})")
-    print(f"wrote {len(decoded.hyps)} translations to {stem}.hyp")
+    print(f"wrote {len(decoded.hyps)} translations to {hyp}, with ids and references to {jsonl}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -205,6 +205,7 @@ def _apply_override(cls: type, data: dict, item: str, created: dict[tuple, str])
         raise PeerseqError(f"override {item!r}: {_fmt(parts[:upto])}: {msg}")
 
     tp, node = cls, data
+    walked: list = []  # parts as the built config's paths name them (list indices as int)
     for i, part in enumerate(parts):
         tp = _drop_none(tp)
         is_entry = False
@@ -223,14 +224,15 @@ def _apply_override(cls: type, data: dict, item: str, created: dict[tuple, str])
             part, child_tp, f = int(part), typing.get_args(tp)[0], None
         else:
             fail(i, f"is {_name(tp)}, not a mapping")
+        walked.append(part)
         if i == len(parts) - 1:
             node[part] = _override_value(child_tp, raw, item)
-            return parts
+            return tuple(walked)
         child = node[part] if isinstance(node, list) else node.get(part)
         if child is None:
             child = {} if f is None else _default_plain(f)
             if is_entry:
-                created[parts[: i + 1]] = item
+                created[tuple(walked)] = item
         if not isinstance(child, dict) and not (
             isinstance(child, list) and typing.get_origin(_drop_none(child_tp)) is list
         ):

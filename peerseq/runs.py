@@ -110,19 +110,23 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
             "signature": signature,
             "n": len(decoded.ids),
         }
-        write_outputs(decoded, folder / f"{name}.{split}")
+        write_outputs(decoded, folder / f"{name}.{split}.hyp")
     (folder / f"{split}.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
-def write_outputs(decoded: Decoded, stem: Path) -> None:
-    """STEM.hyp (one hypothesis per line, decoding order) and STEM.jsonl ({"id", "hyp", "ref"}
-    per line): what `peerseq.report.compare` pairs across systems by utterance id."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.parent.joinpath(stem.name + ".hyp").write_text("\n".join(decoded.hyps) + "\n")
-    with stem.parent.joinpath(stem.name + ".jsonl").open("w", encoding="utf-8") as f:
+def write_outputs(decoded: Decoded, hyp_path: Path) -> Path:
+    """hyp_path: one hypothesis per line (decoding order); beside it, hyp_path with suffix
+    .jsonl: {"id", "hyp", "ref"} per line, what `peerseq.report.compare` pairs across systems by
+    utterance id. Returns the .jsonl path."""
+    hyp_path = Path(hyp_path)
+    hyp_path.parent.mkdir(parents=True, exist_ok=True)
+    hyp_path.write_text("\n".join(decoded.hyps) + "\n")
+    jsonl = hyp_path.with_suffix(".jsonl")
+    with jsonl.open("w", encoding="utf-8") as f:
         for i, h, r in zip(decoded.ids, decoded.hyps, decoded.refs, strict=True):
             f.write(json.dumps({"id": i, "hyp": h, "ref": r}, ensure_ascii=False) + "\n")
+    return jsonl
 
 
 def read_outputs(path: str | Path) -> dict[str, tuple[str, str]]:
@@ -171,6 +175,9 @@ def cascade_split(
                 src_tok.encode,  # the MT source field has no EOS (FieldConfig.eos: false)
                 beam=m_cfg.beam,
                 asr_beam=a_cfg.beam,
+                asr_max_len_a=max_len_a(a, a_cfg),
+                asr_max_len_b=a_cfg.max_len_b,
+                asr_len_penalty=a_cfg.len_penalty,
                 max_len_a=max_len_a(m, m_cfg),
                 max_len_b=m_cfg.max_len_b,
                 len_penalty=m_cfg.len_penalty,

@@ -292,6 +292,7 @@ class Trainer:
                 for name in self.per_epoch:  # per-epoch LR decay (paper 003: x0.95)
                     self.schedulers[name].step()
                 s.epoch, s.micro = s.epoch + 1, 0
+                log.record("epoch", s.step, {}, s.epoch)  # updates per epoch, for schedules
                 s.done = s.done or s.epoch >= t.max_epochs
                 self._validate_and_save(log)
         log.close()

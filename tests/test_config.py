@@ -359,3 +359,6 @@ def test_override_addresses_list_items_by_index(tmp_path):
         load_config(HasItems, path, ["items.2.weight=1"])
     with pytest.raises(PeerseqError, match="expected an index below 0"):
         load_config(HasItems, None, ["items.0.weight=1"])
+    # a bad value through an index is blamed on the override, not the file
+    with pytest.raises(PeerseqError, match=r"override 'items.1.weight=abc'.*expected float"):
+        load_config(HasItems, path, ["items.1.weight=abc"])

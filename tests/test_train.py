@@ -3,6 +3,8 @@ and the CLI's train/decode/evaluate/average work on the run."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -96,6 +98,11 @@ def test_cli_train_decode_evaluate_average(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mt test bleu" in out and "nrefs:1" in out  # sacrebleu's signature is printed
     assert len((run / "decode" / "mt.test.hyp").read_text().splitlines()) == 64
+    # --out is the hypotheses file as given; ids and references go beside it, for pairing
+    assert main(["decode", str(run), "--peer", "mt", "--out", str(tmp_path / "h.txt")]) == 0
+    hyps = (tmp_path / "h.txt").read_text().splitlines()
+    rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert [r["hyp"] for r in rows] == hyps and all(r["id"] and r["ref"] for r in rows)
     assert main(["average", str(run), "--last", "2"]) == 0
     assert main(["evaluate", str(run), "--weights", "averaged"]) == 0
     assert (run / "eval" / "test.json").is_file()

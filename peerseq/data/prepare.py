@@ -1,7 +1,7 @@
 """`peerseq prepare NAME|MANIFEST --out DIR`: corpora -> lhotse manifests + tokenizers.
 
 The table CORPORA names every corpus peerseq knows; anything else given as NAME is taken as the
-path of a lhotse CutSet manifest (LibriSpeech, MuST-C, TIMIT... from lhotse's recipes), one
+path of a lhotse CutSet manifest (LibriSpeech, TIMIT... from lhotse's recipes), one
 split (--split), or as several manifests at once, `train=A.jsonl.gz,dev=B.jsonl.gz,test=C...`.
 A manifest's cuts are segments: supervision text is the transcript, supervision language its
 language code, and translations are kept in the supervision's custom fields by language code
@@ -13,6 +13,7 @@ command again finds the finished directory and reuses it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -150,6 +151,11 @@ def _check_user_cuts(cuts: CutSet, path: Path, faults: mf.Faults) -> CutSet:
     return CutSet.from_cuts(keep)
 
 
+# a language code (ISO 639-1/-3, optionally with a region: en, de, pt-br, zh_cn): the custom
+# fields that hold translations; others (speaker, orig_text, ...) get no tokenizer
+LANG_CODE = re.compile(r"[a-z]{2,3}(?:[-_][a-z]{2,4})?")
+
+
 def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
     """`train=A,dev=B` or one manifest path (as `split`) -> {split: path}; None if NAME is
     neither (a corpus name)."""
@@ -174,7 +180,9 @@ def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     save_tokenizer(CharTokenizer(), out, "chars")
     langs = []
     if "train" in splits:
-        langs = [k for k in rows[0] if k not in ("id", "transcript") and all(k in r for r in rows)]
+        langs = [
+            k for k in rows[0] if k != "id" and LANG_CODE.fullmatch(k) and all(k in r for r in rows)
+        ]
         # the transcript's own language first: joint vocabularies pair it with each other one
         langs.sort(key=lambda k: not all(r[k] == r["transcript"] for r in rows))
         if langs:

@@ -73,6 +73,9 @@ def cascade(
     mt_tokenizer_encode: Callable[[str], list[int]],
     beam: int = 5,
     asr_beam: int = 5,
+    asr_max_len_a: float = 0.3,
+    asr_max_len_b: int = 10,
+    asr_len_penalty: float = 1.0,
     max_len_a: float = 1.2,
     max_len_b: int = 10,
     len_penalty: float = 1.0,
@@ -81,10 +84,14 @@ def cascade(
     """speech [B, T, F], speech_lengths [B] -> transcripts and MT k-best lists.
 
     mt_tokenizer_encode must return the source ids exactly as the MT model was trained to read
-    them (e.g. with EOS appended if it was). max_len_* and len_penalty apply to the MT search;
+    them (e.g. with EOS appended if it was). asr_* apply to the ASR search (an encoder-decoder's;
+    asr_max_len_a per input frame), max_len_* and len_penalty to the MT search;
     the MT model is expected on the same device as `speech`.
     """
-    asr_ids = asr_1best(asr_model, speech, speech_lengths, beam=asr_beam)
+    asr_ids = asr_1best(
+        asr_model, speech, speech_lengths, beam=asr_beam, max_len_a=asr_max_len_a,
+        max_len_b=asr_max_len_b, len_penalty=asr_len_penalty,
+    )  # fmt: skip
     transcripts = [asr_tokenizer_decode(ids) for ids in asr_ids]
     # an empty source would leave attention with no valid key (NaN); give it a lone EOS instead
     src_ids = [mt_tokenizer_encode(text) or [EOS] for text in transcripts]

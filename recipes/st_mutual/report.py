@@ -100,11 +100,27 @@ def table(pair_dir: Path, rows, paper: dict, ours: str) -> tuple[str, dict]:
         }
     signature = next((s.signature for s in scored.values() if s.signature), "")
     n = next((s.n for s in scored.values() if s.n), 0)
-    return markdown_table(header, lines) + f"\n\n{n} test sentences; sacreBLEU {signature}\n", {
+    note = (
+        f'\n\n{n} test sentences; sacreBLEU {signature}. "{ours} against it": {ours} minus '
+        "the row's BLEU, and the p-value of sacreBLEU's paired bootstrap (1000 resamples, "
+        "two-sided: a significant loss gets a small p too), per seed.\n"
+    )
+    return markdown_table(header, lines) + note, {
         "signature": signature,
         "n": n,
         "systems": data,
     }
+
+
+def _records(path: Path) -> list[dict]:
+    """metrics.jsonl; a line still being written (a run in progress) is left out."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
 
 
 def log_summary(pair_dir: Path) -> str:
@@ -112,7 +128,7 @@ def log_summary(pair_dir: Path) -> str:
     rows = []
     for seed_dir in sorted(pair_dir.glob("s*")):
         for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-            recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+            recs = _records(run / "metrics.jsonl")
             if not recs:
                 continue
             train = [r for r in recs if r["split"] == "train"]

@@ -19,14 +19,16 @@
 #            OUT/SCALE/results)
 # --corpus   a prepared corpus directory, or lhotse CutSet manifests (paper scale):
 #            train=TRAIN.jsonl.gz,dev=DEV.jsonl.gz,test=TEST.jsonl.gz, prepared once into
-#            OUT/SCALE/data (supervision text: English transcript, language "en"; translation
+#            OUT/data-SCALE (supervision text: English transcript, language "en"; translation
 #            in custom, e.g. {"de": "..."}); see `peerseq prepare --help`
 # --max-steps N  stop every run after N updates (to check that a configuration starts)
 # --no-test  train only: no test decoding, no cascade
 #
-# Finished runs are reused (train --resume on a finished run returns at once), and a run's test
-# decoding is redone only when its weights are newer than it. Extra arguments after `--` are
-# passed to every `peerseq train` as overrides.
+# Finished runs are reused (train --resume on a finished run returns at once; a changed config
+# or override does not retrain it: delete the run directory for that), and test decoding is
+# redone only when a run's weights are newer than it. Runs stopped by --max-steps go to
+# OUT/SCALE-maxN, never mixed with full ones. Paths are relative to the current directory.
+# Extra arguments after `--` are passed to every `peerseq train` as overrides.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,7 +51,8 @@ while [[ $# -gt 0 ]]; do
     --max-steps) max_steps="$2"; shift 2 ;;
     --no-test) test_too=""; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"
+      exit 0 ;;
     *) echo "reproduce.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -95,15 +98,20 @@ case "$scale" in
 esac
 if [[ -n "$corpus" ]]; then
   if [[ -f "$corpus" || "$corpus" == *=* ]]; then  # manifests: prepared once beside the runs
-    prepared="$out/$scale/data"
+    prepared="$out/data-$scale"
     "$peerseq" prepare "$corpus" --out "$prepared" --split train
     corpus="$prepared"
   fi
   scale_args+=(data.corpus="$corpus" data.prepare={})
 fi
-[[ -n "$max_steps" ]] && scale_args+=(train.max_steps="$max_steps")
+runs="$out/$scale"
+if [[ -n "$max_steps" ]]; then
+  scale_args+=(train.max_steps="$max_steps")
+  runs="$out/$scale-max$max_steps"
+fi
 if [[ -z "$results" ]]; then
-  if [[ "$scale" == small ]]; then results="$here/results"; else results="$out/$scale/results"; fi
+  if [[ "$scale" == small && -z "$max_steps" ]]; then results="$here/results"
+  else results="$runs/results"; fi
 fi
 
 peers_of() {
@@ -135,27 +143,31 @@ evaluate() {  # test decoding, redone only when the weights are newer than it
   fi
 }
 
-steps_per_epoch() {  # updates in one epoch of RUN (its first end-of-epoch validation)
+steps_per_epoch() {  # updates in the first epoch of RUN (its first "epoch" record)
   "$python" - "$1/metrics.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-dev = [r for r in rows if r["split"] == "dev" and r["epoch"] >= 1]
-train = [r["step"] for r in rows if r["split"] == "train" and r["epoch"] == 0]
-print(dev[0]["step"] if dev else max(train + [1]))
+ends = [r["step"] for r in rows if r["split"] == "epoch"]
+if not ends:
+    sys.exit(f"{sys.argv[1]}: no epoch finished, so beta's cycle C cannot be one epoch; "
+             "train longer or give C with: -- links.0.C=N")
+print(ends[0])
 EOF
 }
 
 for seed in $seeds; do
-  root="$out/$scale/$pair/s$seed"
+  root="$runs/$pair/s$seed"
   wants asr && train asr "$root" "${asr_args[@]}"
   wants mt && train mt "$root"
   wants mt_joint && train mt_joint "$root"
   # beta's cycle: the paper's C = 5000 updates at paper scale; at smaller scales one cycle per
   # epoch, measured from the ASR run (same sampler, same batches as the ST runs)
-  c="${C:-$(steps_per_epoch "$root/asr")}"
+  link=()
+  if wants kd || wants ml || wants ml_joint; then
+    link=(links.0.C="${C:-$(steps_per_epoch "$root/asr")}")
+  fi
   asr_init=(peers.st.model.init_encoder_from="$root/asr:asr")
   mt_init=(peers.mt.model.init_from="$root/mt:mt")
-  link=(links.0.C="$c")
   wants e2e && train e2e "$root" "${asr_init[@]}"
   wants mtl && train mtl "$root" "${asr_init[@]}" "${mt_init[@]}"
   wants kd && train kd "$root" "${asr_init[@]}" "${mt_init[@]}" "${link[@]}"
@@ -163,13 +175,17 @@ for seed in $seeds; do
   wants ml_joint && train ml_joint "$root" "${asr_init[@]}" \
     peers.mt.model.init_from="$root/mt_joint:mt" "${link[@]}"
   if [[ -n "$test_too" ]] && wants cascade; then
-    weights="$root/mt/best"; [[ -d "$weights" ]] || weights="$root/mt/checkpoints/latest"
-    if [[ ! -f "$root/cascade/cascade.test.jsonl" || "$weights" -nt "$root/cascade/cascade.test.jsonl" ]]; then
+    stale=""
+    for run in asr mt; do
+      weights="$root/$run/best"; [[ -d "$weights" ]] || weights="$root/$run/checkpoints/latest"
+      [[ "$weights" -nt "$root/cascade/cascade.test.jsonl" ]] && stale=1
+    done
+    if [[ ! -f "$root/cascade/cascade.test.jsonl" || -n "$stale" ]]; then
       echo "== cascade (seed $seed): $root/asr -> $root/mt"
       "$peerseq" cascade --asr "$root/asr:asr" --mt "$root/mt:mt" --out "$root/cascade" --split test
     fi
   fi
 done
 
-"$python" "$here/report.py" --root "$out/$scale" --scale "$scale" --results "$results" \
+"$python" "$here/report.py" --root "$runs" --scale "$scale" --results "$results" \
   --recipe "$here"
