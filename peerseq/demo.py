@@ -19,7 +19,7 @@ DEMO_CORPORA = {
     "yesno": {},
     "librivox5": {},
     "multi30k": {},
-    "multi30k-speech": {"limit": 300, "vocab_size": 1000},  # as recipes/smoke/st_mt_ml.yaml
+    "multi30k-speech": {"limit": 300, "vocab_size": 1000},  # st_mutual reproduce.sh --scale tiny
 }
 
 
@@ -65,19 +65,23 @@ def e2e_vs_ml(workdir: Path) -> dict:
     refs = [r["de"] for r in load_text_split(corpus, "test")][: report["table1"]["n"]]
     chance = chance_score(refs, train_de, "bleu")
     table = Table(title=f"paper 000 at demo size: test BLEU on {len(refs)} sentences")
-    for col in ("system", "test BLEU", "chance BLEU"):
+    for col in ("system", "test BLEU", "chance BLEU", "dev loss (last validation)"):
         table.add_column(col)
-    rows = [("E2E (ST alone)", "table1", "E2E"), ("E2E+ML (ST peer)", "table1", "E2E+ML"),
-            ("MT (alone)", "table2", "MT"), ("MT+ML (MT peer)", "table2", "MT+ML")]  # fmt: skip
+    # run, peer, Table, row: the ST and MT peers of the E2E and ML runs
+    rows = [("e2e", "st", "table1", "E2E"), ("ml", "st", "table1", "E2E+ML"),
+            ("mt", "mt", "table2", "MT"), ("ml", "mt", "table2", "MT+ML")]  # fmt: skip
     shown = {}
-    for label, tab, key in rows:
+    for run, peer, tab, key in rows:
         shown[key] = report[tab]["systems"][key]["mean"]
-        table.add_row(label, f"{shown[key]:.2f}", f"{chance:.2f}")
+        lines = (out / "tiny" / "en-de" / "s1" / run / "metrics.jsonl").read_text().splitlines()
+        dev = [r for r in map(json.loads, lines) if r["split"] == "dev"][-1]
+        label = f"{key} ({peer} peer)"
+        table.add_row(label, f"{shown[key]:.2f}", f"{chance:.2f}", f"{dev[f'{peer}/nll']:.3f}")
     console = Console()
     console.print(table)
     console.print(
-        "Tiny models after about a minute of CPU training each: they have learnt German "
-        "n-grams, not yet to translate (chance = random training sentences). The comparison at "
+        "Tiny models after about a minute of CPU training each: their NLL falls, but they have "
+        "not yet learnt to translate (chance = random training sentences). The comparison at "
         f"a size where it means something: {RECIPE / 'results.md'} "
         "(recipes/st_mutual/reproduce.sh --scale small).",
         highlight=False,
