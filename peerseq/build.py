@@ -176,8 +176,17 @@ def build_model(
         setattr(model, attr, theirs)
     if cfg.init_from:
         model.load_state_dict(run_weights(cfg.init_from))
-    if cfg.init_encoder_from:
-        load_encoder(model, run_weights(cfg.init_encoder_from))
+    parts = (
+        ("init_encoder_from", "encoder.", "frontend."),
+        ("init_decoder_from", "decoder.", "output_layer."),  # a tied output layer: no keys
+    )
+    for key, prefix, second in parts:
+        spec = getattr(cfg, key)
+        if spec:
+            try:
+                load_encoder(model, run_weights(spec), prefix=prefix, frontend_prefix=second)
+            except ValueError as e:
+                raise PeerseqError(f"model.{key} '{spec}': {e}") from None
     return model
 
 

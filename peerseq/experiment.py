@@ -49,6 +49,7 @@ class ModelConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # "RUN_DIR:peer": all weights from that run's checkpoint
     init_encoder_from: str | None = None  # "RUN_DIR:peer": encoder (+ front-end) only
+    init_decoder_from: str | None = None  # "RUN_DIR:peer": decoder (+ output layer) only
     mask_prob: float = 0.0  # em_network, encoder-decoder form: lambda of M(y, lambda)
     # submodules taken from an earlier peer's model (the same objects, updated once per step),
     # e.g. {decoder: st, output_layer: st}: multi-task ST+MT with one shared decoder

@@ -54,7 +54,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
         raise PeerseqError(f"{run_dir}: not a run directory (no config.yaml)")
     exp = load_config(Experiment, run_dir / "config.yaml", [])
     for pc in exp.peers.values():  # the run's own weights replace any initialisation
-        pc.model.init_from = pc.model.init_encoder_from = None
+        pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
     if which == "best" and not (run_dir / "best").is_dir():
         which = "last"  # no early stopping configured: the final weights
     data = Data(exp.data, exp.train.seed, speech=reads_speech(exp))

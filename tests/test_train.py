@@ -4,7 +4,6 @@ and the CLI's train/decode/evaluate/average work on the run."""
 from __future__ import annotations
 
 import json
-
 import os
 import signal
 import subprocess
