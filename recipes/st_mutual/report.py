@@ -112,6 +112,32 @@ def table(pair_dir: Path, rows, paper: dict, ours: str) -> tuple[str, dict]:
     }
 
 
+KNOWN = {run for _, run, _ in TABLE1 + TABLE2} | {"asr", "cascade"}
+
+
+def other_runs(pair_dir: Path) -> tuple[str, dict]:
+    """Runs beside the tables' own (e.g. ml.yaml with other overrides, trained by hand into the
+    seed directory): each decoded peer's BLEU, tested against E2E+ML's ST and MT peers."""
+    names = sorted({p.parent.parent.name for p in pair_dir.glob("s*/*/eval/*.test.jsonl")} - KNOWN)
+    rows, data = [], {}
+    for name in names:
+        for peer, ours in (("st", "ml"), ("mt", "ml")):
+            outs = outputs(pair_dir, name, peer)
+            s = score_system(f"{name}:{peer}", outs, "bleu")
+            if not s.scores:
+                continue
+            tests = compare(outs, outputs(pair_dir, ours, peer), "bleu")
+            rows.append([name, peer, fmt_score(s), fmt_tests(tests, "bleu")])
+            data[f"{name}:{peer}"] = s.to_json() | {
+                "vs_ml": [{"seed": t.seed, "delta": round(t.delta, 2), "p": t.p_value}
+                          for t in tests]
+            }  # fmt: skip
+    if not rows:
+        return "", {}
+    header = ["run", "peer", "BLEU", "against E2E+ML's same peer (delta, p, seed)"]
+    return markdown_table(header, rows) + "\n", data
+
+
 def _records(path: Path) -> list[dict]:
     """metrics.jsonl; a line still being written (a run in progress) is left out."""
     out = []
@@ -198,10 +224,12 @@ def main() -> None:
             f"## {pair_dir.name}: Table 2, machine translation (the MT peer of each run, "
             "decoded from the reference transcript)\n",
             t2,
-            f"## {pair_dir.name}: training logs\n",
-            log_summary(pair_dir) + "\n",
         ]
-        out["pairs"][pair_dir.name] = {"table1": j1, "table2": j2}
+        t3, j3 = other_runs(pair_dir)
+        if t3:
+            md += [f"## {pair_dir.name}: other runs (variations of E2E+ML)\n", t3]
+        md += [f"## {pair_dir.name}: training logs\n", log_summary(pair_dir) + "\n"]
+        out["pairs"][pair_dir.name] = {"table1": j1, "table2": j2, "other_runs": j3}
     if not pairs:
         md.append(f"No runs found under `{args.root}`.\n")
     args.results.parent.mkdir(parents=True, exist_ok=True)
