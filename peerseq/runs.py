@@ -70,10 +70,14 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     return Run(run_dir, exp, data, peers, dev)
 
 
+def _peer(run: Run, name: str) -> Peer:
+    if name not in run.peers:
+        raise PeerseqError(f"{run.dir}: no peer '{name}' (peers: {', '.join(run.peers)})")
+    return run.peers[name]
+
+
 def decode_split(run: Run, peer: str, split: str, beam: int | None = None) -> Decoded:
-    if peer not in run.peers:
-        raise PeerseqError(f"{run.dir}: no peer '{peer}' (peers: {', '.join(run.peers)})")
-    p, cfg = run.peers[peer], run.exp.peers[peer].decode
+    p, cfg = _peer(run, peer), run.exp.peers[peer].decode
     if p.upstream:
         raise PeerseqError(f"peer '{peer}' reads '{p.reads}' (teacher mode): decode '{p.upstream}'")
     if beam is not None:
@@ -147,10 +151,7 @@ def cascade_split(
     """Cascade ST (paper 000, 4.1): `asr_peer` of run `asr` transcribes the split's speech
     (1-best, its own decode settings), `mt_peer` of run `mt` translates the transcripts (beam
     search with its decode settings). References: the MT peer's target column."""
-    for run, peer in ((asr, asr_peer), (mt, mt_peer)):
-        if peer not in run.peers:
-            raise PeerseqError(f"{run.dir}: no peer '{peer}' (peers: {', '.join(run.peers)})")
-    a, m = asr.peers[asr_peer], mt.peers[mt_peer]
+    a, m = _peer(asr, asr_peer), _peer(mt, mt_peer)
     if a.reads != "speech" or m.reads == "speech":
         raise PeerseqError(
             f"cascade: '{asr_peer}' must read speech (reads {a.reads}) and '{mt_peer}' text "
