@@ -149,6 +149,10 @@ def build_model(
     cfg: ModelConfig, data: Data, reads: str, predicts: str, built: dict[str, Peer]
 ) -> nn.Module:
     vocab = data.tokenizers[predicts].vocab_size
+    if cfg.same_as:
+        if cfg.same_as not in built:
+            raise PeerseqError(f"model.same_as: no earlier peer '{cfg.same_as}'")
+        return built[cfg.same_as].model
     if cfg.preset == "em_network":
         upstream = reads[1:]
         if not reads.startswith("@") or upstream not in built:
@@ -227,6 +231,7 @@ def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:
             pc.label_smoothing,
             pc.trainable,
             pc.reads_also,
+            pc.train_on_hyps_of,
         )
     return peers
 
@@ -247,7 +252,21 @@ def check_method(exp: Experiment, peers: dict[str, Peer]) -> None:
             )
         if lc.kind == "seqkd" and not lc.cache and is_seq2seq(peers[lc.a].model):
             raise PeerseqError(f"links.{i}: online seqkd needs a CTC teacher; set cache: true")
-    shared = [n for n, pc in exp.peers.items() if pc.model.share]
+    for name, pc in exp.peers.items():
+        teacher = pc.train_on_hyps_of
+        if teacher is None:
+            continue
+        if teacher not in peers or peers[teacher].trainable:
+            raise PeerseqError(
+                f"peers.{name}.train_on_hyps_of: '{teacher}' must be a frozen peer "
+                "(trainable: false) whose hypotheses are decoded once"
+            )
+        if not is_seq2seq(peers[name].model) or not is_seq2seq(peers[teacher].model):
+            raise PeerseqError(
+                f"peers.{name}.train_on_hyps_of: student and teacher must be encoder-decoders "
+                "(for CTC students use a seqkd link)"
+            )
+    shared = [n for n, pc in exp.peers.items() if pc.model.share or pc.model.same_as]
     if shared and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise PeerseqError(
             f"peers {', '.join(shared)} share modules: not supported under DDP yet (each peer's "

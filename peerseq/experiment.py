@@ -54,6 +54,9 @@ class ModelConfig:
     # submodules taken from an earlier peer's model (the same objects, updated once per step),
     # e.g. {decoder: st, output_layer: st}: multi-task ST+MT with one shared decoder
     share: dict[str, str] = field(default_factory=dict)
+    # the whole model of an earlier peer (the same object): two forward passes of one model,
+    # each with its own dropout masks -- R-Drop (Liang et al. 2021) is such a pair plus a link
+    same_as: str | None = None
 
 
 @dataclass
@@ -89,6 +92,10 @@ class PeerConfig:
     trainable: bool = True
     optim: OptimConfig | None = None  # default: the experiment's optim
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # sequence-level KD (Kim & Rush 2016) for an encoder-decoder: in training, its target is
+    # this frozen peer's beam-search 1-best of the input, decoded once and cached; dev and test
+    # keep the reference
+    train_on_hyps_of: str | None = None
 
 
 @dataclass

@@ -44,6 +44,9 @@ class Peer:
     predicts: the token field it is trained on ("target", "transcript");
     loss: "nll" (label-smoothed, encoder-decoders), "ctc", or "none";
     trainable: False for a frozen teacher (eval mode, no grad, never updated).
+    train_on_hyps_of: a frozen teacher whose cached hypotheses (batch.tokens["hyp:<teacher>"],
+      with EOS) replace the reference as this encoder-decoder's target when the batch has them
+      (training: sequence-level KD); batches without them (dev, test) keep the reference.
     A parameter in two peers' models (EM-Network's shared output layer) belongs to the
     optimiser of the first peer that has it, so it is updated once per step.
     """
@@ -57,6 +60,7 @@ class Peer:
     label_smoothing: float = 0.1
     trainable: bool = True
     reads_also: str | None = None
+    train_on_hyps_of: str | None = None
 
     @property
     def upstream(self) -> str | None:
@@ -77,13 +81,21 @@ class Peer:
             return self.model(outputs[self.upstream], tokens, lengths)
         src, src_lengths = self.inputs(batch)
         if is_seq2seq(self.model):
-            target, lengths = batch.tokens[self.predicts], batch.lengths[self.predicts]
+            target, lengths = self.targets(batch)
             return self.model(src, src_lengths, shift_right(target, lengths), lengths)
         return self.model(src, src_lengths)
 
+    def targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """What this peer learns to write: [B, U] tokens and [B] lengths (see train_on_hyps_of)."""
+        key = f"hyp:{self.train_on_hyps_of}"
+        if self.train_on_hyps_of and key in batch.tokens:
+            return batch.tokens[key], batch.lengths[key]
+        return batch.tokens[self.predicts], batch.lengths[self.predicts]
+
     def supervised_loss(self, out: SeqOutput, batch: Batch) -> torch.Tensor | None:
-        """The peer's own loss on the reference, per-token mean (see peerseq.losses)."""
-        target, lengths = batch.tokens[self.predicts], batch.lengths[self.predicts]
+        """The peer's own loss on its targets (the reference, or a teacher's hypotheses), per-token
+        mean (see peerseq.losses)."""
+        target, lengths = self.targets(batch)
         if self.loss == "nll":
             return label_smoothed_nll(out.log_probs, target, out.mask, self.label_smoothing)[0]
         if self.loss == "ctc":

@@ -15,6 +15,7 @@ from peerseq.data.batching import Batch, pad_tokens
 from peerseq.data.io import atomic_write_text
 from peerseq.decode.beam_search import beam_search
 from peerseq.decode.ctc import ctc_prefix_beam_search
+from peerseq.decode.protocol import EOS
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.evaluate import max_len_a
 from peerseq.experiment import DecodeConfig
@@ -32,8 +33,9 @@ def weights_hash(model: torch.nn.Module) -> str:
 def teacher_labels(
     peer: Peer, batches, device: torch.device, cache_dir: Path, k: int = 1, beam: int = 8
 ) -> dict[str, list[list[int]]]:
-    """{utterance id: k-best token lists} for every utterance in batches (cached)."""
-    path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}.json"
+    """{utterance id: k-best token lists} for every utterance in batches (cached under the
+    teacher's weights hash, k and beam: any change decodes again)."""
+    path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}-b{max(beam, k)}.json"
     if path.is_file():
         return json.loads(path.read_text())
     model = unwrap(peer.model).eval()
@@ -65,8 +67,11 @@ def teacher_labels(
     return labels
 
 
-def attach(batch: Batch, teacher: str, labels: dict[str, list[list[int]]]) -> Batch:
-    """Add the teacher's 1-best as batch.tokens[f"hyp:{teacher}"] (read by seqkd links)."""
-    seqs = [labels[i][0] for i in batch.ids]
+def attach(
+    batch: Batch, teacher: str, labels: dict[str, list[list[int]]], eos: bool = False
+) -> Batch:
+    """Add the teacher's 1-best as batch.tokens[f"hyp:{teacher}"] (read by seqkd links and by
+    students trained on the teacher's hypotheses); eos: end each with EOS (decoder targets)."""
+    seqs = [labels[i][0] + ([EOS] if eos else []) for i in batch.ids]
     batch.tokens[f"hyp:{teacher}"], batch.lengths[f"hyp:{teacher}"] = pad_tokens(seqs)
     return batch

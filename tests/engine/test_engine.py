@@ -167,3 +167,121 @@ def test_shared_decoder_is_one_module_updated_once(tmp_path):
     ]
     assert len(owned) == len(set(owned))  # every parameter in one optimiser only
     assert trainer.fit().step == 2
+
+
+def _mt_exp(tmp_path, peers: dict, links: list | None = None, steps: int = 2):
+    from peerseq.config import from_dict
+    from peerseq.experiment import Experiment
+
+    return from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp_path / "run"),
+            "data": {
+                "corpus": str(tmp_path / "m30k"),
+                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
+                "fields": {
+                    "source": {"column": "en", "tokenizer": "spm_en"},
+                    "target": {"column": "de", "tokenizer": "spm_de", "eos": True},
+                },
+            },
+            "peers": peers,
+            "links": links or [],
+            "train": {"max_steps": steps, "num_threads": 1, "log_every": 1},
+        },
+    )
+
+
+def test_rdrop_is_one_model_linked_to_itself(tmp_path):
+    """R-Drop (Liang et al. 2021) needs no loop of its own: a second peer that is the same model
+    (model.same_as), each forward with its own dropout masks, and a symmetric KL link."""
+    import json
+
+    from peerseq.train import Trainer
+
+    # (the tiny preset has no dropout: then both passes agree and the link is zero)
+    mt = {
+        "model": {"preset": "mt_transformer", "size": "tiny", "overrides": {"dropout": 0.3}},
+        "reads": "source",
+    }
+    drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
+    drop["decode"] = {"metric": "none"}
+    link = {"a": "seq", "b": "drop", "kind": "kl_symmetric", "weight": 2.5, "name": "alpha"}
+    trainer = Trainer(_mt_exp(tmp_path, {"seq": mt, "drop": drop}, [link]))
+    assert trainer.peers["drop"].model is trainer.peers["seq"].model
+    owned = [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
+    n_params = len(list(trainer.peers["seq"].model.parameters()))
+    assert len(owned) == len({id(p) for p in owned}) == n_params
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    # dropout differs between the two passes, so the divergence is not zero
+    assert all(r["kl(seq||drop)"] > 0 and r["kl(drop||seq)"] > 0 for r in train)
+    assert all(r["alpha"] == 2.5 for r in train)
+
+
+def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
+    """Sequence-level KD for MT (Kim & Rush 2016): the student's targets are the teacher's
+    cached beam 1-best (with EOS) in training, the reference on dev."""
+    from peerseq.engine.pseudo_labels import weights_hash
+    from peerseq.train import Trainer
+
+    teacher = {
+        "model": {"preset": "mt_transformer", "size": "tiny"},
+        "reads": "source",
+        "trainable": False,
+        "decode": {"beam": 2, "max_len_b": 5},
+    }
+    student = {
+        "model": {"preset": "mt_transformer", "size": "tiny"},
+        "reads": "source",
+        "train_on_hyps_of": "teacher",
+    }
+    trainer = Trainer(_mt_exp(tmp_path, {"teacher": teacher, "seq": student}))
+    labels = trainer.labels["teacher"]
+    assert len(labels) == 32 and all(len(v) == 1 for v in labels.values())
+    cached = list((tmp_path / "run" / "pseudo_labels").glob("teacher-*.json"))
+    digest = weights_hash(trainer.peers["teacher"].model)
+    assert [p.name for p in cached] == [f"teacher-{digest}-k1-b2.json"]
+    batch = next(iter(trainer.data.batches("train")))
+    batch = trainer._attach(batch)
+    tokens, lengths = trainer.peers["seq"].targets(batch)
+    for row, n, uid in zip(tokens, lengths, batch.ids, strict=True):
+        assert row[: int(n)].tolist() == labels[uid][0] + [2]  # the hypothesis, then EOS
+    dev = next(iter(trainer.data.batches("dev")))
+    assert trainer.peers["seq"].targets(dev)[0] is dev.tokens["target"]
+    assert trainer.fit().step == 2
+
+
+def test_train_on_hyps_of_needs_a_frozen_teacher(tmp_path):
+    from peerseq.errors import PeerseqError
+    from peerseq.train import Trainer
+
+    mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
+    student = dict(mt, train_on_hyps_of="teacher")
+    with pytest.raises(PeerseqError, match="must be a frozen peer"):
+        Trainer(_mt_exp(tmp_path, {"teacher": mt, "seq": student}))
+
+
+def test_em_network_for_encoder_decoders(tmp_path):
+    """EM-AED (paper 002 Eq. 5-7): the auxiliary network reads the decoder states and the target
+    masked with lambda; KL(em || seq) per target position reaches both sides."""
+    import json
+
+    from peerseq.train import Trainer
+
+    seq = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
+    em = {
+        "model": {"preset": "em_network", "size": "tiny", "mask_prob": 0.5},
+        "reads": "@seq",
+        "reads_also": "target",
+        "decode": {"metric": "none"},
+    }
+    link = {"a": "em", "b": "seq", "kind": "kl", "weight": 2.0, "name": "alpha"}
+    trainer = Trainer(_mt_exp(tmp_path, {"seq": seq, "em": em}, [link]))
+    assert trainer.peers["em"].model.output_layer is trainer.peers["seq"].model.output_layer
+    assert trainer.peers["em"].model.mask_prob == 0.5
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    assert {"seq/nll", "em/nll", "kl(em||seq)", "alpha"} <= set(train[0])
