@@ -66,6 +66,15 @@ def cmd_decode(args: argparse.Namespace) -> None:
     print(f"wrote {len(decoded.hyps)} hypotheses to {out}, with ids and references to {jsonl}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from peerseq.export import export_peer
+
+    rec = export_peer(args.run, args.peer, args.out, args.weights)
+    left = f"; left out: {', '.join(rec['left_out'])}" if rec["left_out"] else ""
+    print(f"exported peer '{args.peer}' ({rec['parameters']:,} parameters) to {args.out}{left}")
+    print(f"decode it like any run: peerseq decode {args.out} --peer {args.peer} --split test")
+
+
 def _run_peer(text: str) -> tuple[str, str]:
     run, sep, peer = text.rpartition(":")
     if not sep or not run or not peer:
@@ -164,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
     pc.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
     pc.set_defaults(func=cmd_cascade)
+
+    pe = sub.add_parser("export", help="one peer as a standalone model (training parts dropped)")
+    pe.add_argument("run", help="run directory")
+    pe.add_argument("--peer", required=True, help="the peer to keep, e.g. seq")
+    pe.add_argument("--out", required=True, help="new directory: a one-peer run")
+    pe.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+    pe.set_defaults(func=cmd_export)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")
     pa.add_argument("run")

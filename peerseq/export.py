@@ -1,0 +1,68 @@
+"""`peerseq export RUN --peer seq --out DIR`: one peer of a trained run as a standalone model.
+
+The export is itself a one-peer run directory (config.yaml + best/model.PEER.safetensors), so
+every command that reads runs (decode, evaluate, cascade) reads it unchanged. Everything the
+peer did not own is left behind: the other peers, the links, teachers, and EM-Network's
+auxiliary network, which exists only for training (paper 002, 2.2: "the auxiliary network is
+removed during the inference"). Modules the peer shared with another (model.share, same_as)
+become its own. Tokenizers and CMVN statistics stay in the prepared corpus the config names.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+from peerseq.config import save_config
+from peerseq.data.io import atomic_write_text
+from peerseq.engine.checkpoint import save_weights
+from peerseq.errors import PeerseqError
+from peerseq.metrics.cost import count_parameters
+from peerseq.runs import load_run
+
+
+def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "best") -> dict:
+    """Write DIR/config.yaml, DIR/best/model.PEER.safetensors and DIR/export.json; -> the
+    export.json record (source, peer, weights, parameters)."""
+    run = load_run(run_dir, which, device="cpu")
+    if peer not in run.peers:
+        raise PeerseqError(f"{run.dir}: no peer '{peer}' (peers: {', '.join(run.peers)})")
+    p = run.peers[peer]
+    if p.upstream:
+        raise PeerseqError(
+            f"peer '{peer}' reads peer '{p.upstream}''s output: it is a training-time part (e.g. "
+            f"EM-Network's auxiliary network); export '{p.upstream}' instead"
+        )
+    out = Path(out)
+    if out.resolve() == run.dir.resolve():
+        raise PeerseqError(f"--out {out}: that is the run itself; choose a new directory")
+    pc = copy.deepcopy(run.exp.peers[peer])
+    if pc.model.same_as:  # a second view of another peer's model (R-Drop): that model's config
+        pc.model = copy.deepcopy(run.exp.peers[pc.model.same_as].model)
+    pc.model.share, pc.model.same_as = {}, None
+    pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
+    pc.trainable, pc.train_on_hyps_of, pc.optim = True, None, None
+    exp = dataclasses.replace(
+        run.exp,
+        out_dir=str(out),
+        peers={peer: pc},
+        links=[],
+        data=dataclasses.replace(run.exp.data, corpus=str(Path(run.exp.data.corpus).resolve())),
+        train=dataclasses.replace(run.exp.train, early_stop_peer=None),
+    )
+    fields = {f for f in (pc.reads, pc.predicts) if f != "speech"}
+    exp.data.fields = {k: v for k, v in run.exp.data.fields.items() if k in fields}
+    (out / "best").mkdir(parents=True, exist_ok=True)
+    save_config(exp, out / "config.yaml")
+    save_weights(out / "best" / f"model.{peer}.safetensors", p.model.state_dict())
+    record = {
+        "source": str(run.dir),
+        "peer": peer,
+        "weights": which,
+        "parameters": count_parameters(p.model),
+        "left_out": sorted(set(run.peers) - {peer}),
+    }
+    atomic_write_text(out / "export.json", json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,86 @@
+"""peerseq export: one peer as a standalone run, EM-Network's auxiliary network left behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from peerseq.cli import main
+from peerseq.config import from_dict
+from peerseq.experiment import Experiment
+from peerseq.metrics.cost import count_parameters
+from peerseq.models.presets import build
+from peerseq.runs import decode_split, load_run
+from peerseq.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def em_run(tmp_path_factory):
+    """EM-AED on 32 Multi30k sentences, 6 updates (dropout on, so train and eval differ)."""
+    tmp = tmp_path_factory.mktemp("export")
+    exp = from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp / "run"),
+            "data": {
+                "corpus": str(tmp / "m30k"),
+                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
+                "fields": {
+                    "source": {"column": "de", "tokenizer": "spm_de"},
+                    "target": {"column": "en", "tokenizer": "spm_en", "eos": True},
+                },
+            },
+            "peers": {
+                "seq": {
+                    "model": {"preset": "mt_transformer", "size": "tiny"},
+                    "reads": "source",
+                    "decode": {"beam": 2, "max_len_b": 8},
+                },
+                "em": {
+                    "model": {"preset": "em_network", "size": "tiny", "mask_prob": 0.5},
+                    "reads": "@seq",
+                    "reads_also": "target",
+                    "decode": {"metric": "none"},
+                },
+            },
+            "links": [{"a": "em", "b": "seq", "kind": "kl", "weight": 2.0}],
+            "optim": {"lr": 0.01},
+            "train": {"max_steps": 6, "num_threads": 1},
+        },
+    )
+    Trainer(exp).fit()
+    return tmp / "run"
+
+
+def test_export_drops_the_auxiliary_network_and_decodes_identically(em_run, tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert main(["export", str(em_run), "--peer", "seq", "--out", str(out)]) == 0
+    assert "exported peer 'seq'" in capsys.readouterr().out
+    record = json.loads((out / "export.json").read_text())
+    assert record["left_out"] == ["em"]
+    exported, trained = load_run(out), load_run(em_run)
+    assert list(exported.peers) == ["seq"] and exported.exp.links == []
+    model = exported.peers["seq"].model
+    # exactly a plain model's parameters: nothing of the auxiliary network is left
+    plain = build(
+        "mt_transformer",
+        "tiny",
+        vocab=model.output_layer.out_features,
+        src_vocab=model.frontend.embedding.num_embeddings,
+    )
+    assert count_parameters(model) == count_parameters(plain) == record["parameters"]
+    assert not any(k.startswith("aux") for k in model.state_dict())
+    assert count_parameters(trained.peers["em"].model.aux) > 0
+    for name, t in trained.peers["seq"].model.state_dict().items():
+        assert torch.equal(t, model.state_dict()[name]), name
+    mine, theirs = decode_split(exported, "seq", "test"), decode_split(trained, "seq", "test")
+    assert mine.ids == theirs.ids and mine.hyps == theirs.hyps
+    assert any(h for h in mine.hyps)  # something was written, not only empty strings
+
+
+def test_export_refuses_the_auxiliary_peer(em_run, tmp_path, capsys):
+    assert main(["export", str(em_run), "--peer", "em", "--out", str(tmp_path / "em")]) == 2
+    assert "export 'seq' instead" in capsys.readouterr().err
+    assert main(["export", str(em_run), "--peer", "nope", "--out", str(tmp_path / "x")]) == 2
