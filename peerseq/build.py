@@ -220,7 +220,10 @@ def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:
         for f in (pc.reads, pc.predicts, pc.reads_also):
             if f not in (None, "speech") and not f.startswith("@") and f not in data.tokenizers:
                 raise PeerseqError(f"peers.{name}: field '{f}' is not in data.fields")
-        model = build_model(pc.model, data, pc.reads, pc.predicts, peers)
+        try:
+            model = build_model(pc.model, data, pc.reads, pc.predicts, peers)
+        except ValueError as e:  # presets: unknown preset, size or override field
+            raise PeerseqError(f"peers.{name}.model: {e}") from None
         peers[name] = Peer(
             name,
             model,
