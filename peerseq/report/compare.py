@@ -13,6 +13,7 @@ from pathlib import Path
 
 from peerseq.errors import PeerseqError
 from peerseq.evaluate import Decoded, higher_is_better, score
+from peerseq.metrics.asr import paired_bootstrap_rate
 from peerseq.metrics.bleu import paired_bootstrap
 from peerseq.runs import read_outputs
 
@@ -71,12 +72,17 @@ class Paired:
 
 
 def paired_test(system: Path, baseline: Path, metric: str, seed: int, n: int = 1000) -> Paired:
-    """Paired bootstrap resampling of `system` against `baseline` (sacrebleu's, 1000 samples)."""
+    """Paired bootstrap resampling of `system` against `baseline`, 1000 samples: sacreBLEU's
+    for BLEU/chrF, peerseq.metrics.asr.paired_bootstrap_rate for WER/CER."""
     a, b = _decoded(Path(baseline)), _decoded(Path(system))
     if a.ids != b.ids or a.refs != b.refs:
         raise PeerseqError(
             f"{system} and {baseline}: not the same utterances and references; cannot pair them"
         )
+    if metric in ("wer", "cer"):
+        unit = "word" if metric == "wer" else "char"
+        t = paired_bootstrap_rate(a.refs, a.hyps, b.hyps, unit=unit, n=n)
+        return Paired(seed, t.rate_b - t.rate_a, t.p_value)
     res = paired_bootstrap(a.refs, a.hyps, b.hyps, n=n, metric=metric)
     return Paired(seed, res.score_b - res.score_a, res.p_value)
 

@@ -5,7 +5,8 @@
 #   recipes/em_network/reproduce.sh --scale small --task asr --seeds "1 2"
 #   recipes/em_network/reproduce.sh --scale small --task mt --pair de-en
 #
-# --scale tiny   the test suite's size (tiny models, a few hundred utterances); minutes
+# --scale tiny   the test suite's size (tiny models, a few hundred utterances, prepared under
+#                OUT/data); minutes
 #         small  ASR: 2,000 fsdd-connected utterances, Conformer-CTC d 144 x 6, 6 epochs;
 #                MT: 6,000 Multi30k pairs, Transformer d 128 3+3, 5 epochs (see *_common.yaml);
 #                about 40 (ASR) and 50 (MT, with the sweep) minutes per seed on a 2-core CPU
@@ -92,10 +93,10 @@ if [[ "$task" == asr ]]; then
   case "$scale" in
     tiny)
       if [[ "$corpus" == fsdd-connected ]]; then
-        scale_args+=(data.corpus=exp/data/fsdd-connected-300
+        scale_args+=(data.corpus="$out/data/fsdd-connected-300"
           "data.prepare={name: fsdd-connected, sizes: {train: 300, dev: 40, test: 40}}")
       else
-        scale_args+=(data.corpus=exp/data/multi30k-speech-300
+        scale_args+=(data.corpus="$out/data/multi30k-speech-300"
           "data.prepare={name: multi30k-speech, limit: 300, vocab_size: 1000}")
       fi
       scale_args+=(data.limit_train=null data.limit_dev=null peers.seq.model.size=tiny
@@ -121,10 +122,10 @@ else
     data.fields.target.column="$tgt" data.fields.target.tokenizer="spm_$tgt")
   case "$scale" in
     tiny)
-      scale_args+=(data.corpus=exp/data/multi30k-text-300
+      scale_args+=(data.corpus="$out/data/multi30k-text-300"
         "data.prepare={name: multi30k, limit: 300, vocab_size: 500}" data.limit_train=null
         data.limit_dev=40 data.limit_test=60 train.max_epochs=3 train.log_every=5
-        optim.warmup=20 "peers.seq.model.overrides={}" peers.seq.model.size=tiny)
+        optim.warmup=20 "peers.seq.model.overrides={dropout: 0.1}" peers.seq.model.size=tiny)
       teacher_size=("{d_model: 48, heads: 2, ffn: 96, enc_layers: 2, dec_layers: 1, dropout: 0.0}")
       sweep="${sweep:-alpha=0 lambda=0.3}" ;;
     small)
@@ -208,5 +209,4 @@ for seed in $seeds; do
 done
 
 [[ -n "$test_too" ]] || exit 0
-"$python" "$here/report.py" --root "$runs/$task" --task "$task" --scale "$scale" \
-  --results "$results"
+"$python" "$here/report.py" --root "$runs" --scale "$scale" --results "$results"

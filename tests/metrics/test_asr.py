@@ -34,3 +34,19 @@ def test_counts_pool_across_shards():
 def test_length_mismatch_raises():
     with pytest.raises(ValueError):
         wer(["a"], [])
+
+
+def test_paired_bootstrap_rate_tells_a_real_difference_from_none():
+    from peerseq.metrics.asr import paired_bootstrap_rate
+
+    refs = [f"one two three {i}" for i in range(60)]
+    good = list(refs)
+    bad = [r.replace("two", "too") for r in refs]  # one substitution in four words
+    t = paired_bootstrap_rate(refs, bad, good, n=200)
+    assert t.rate_a == 25.0 and t.rate_b == 0.0 and t.p_value < 0.01
+    same = paired_bootstrap_rate(refs, bad, bad, n=200)
+    assert same.rate_a == same.rate_b and same.p_value == 1.0
+    even = [g if i % 2 else b for i, (g, b) in enumerate(zip(good, bad, strict=True))]
+    odd = [b if i % 2 else g for i, (g, b) in enumerate(zip(good, bad, strict=True))]
+    mixed = paired_bootstrap_rate(refs, even, odd, n=200)
+    assert mixed.rate_a == mixed.rate_b and mixed.p_value > 0.5  # as many errors, elsewhere

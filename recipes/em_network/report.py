@@ -1,0 +1,403 @@
+"""Paper 002 (EM-Network) results from the runs reproduce.sh trained: results.md, results.json
+and the figures.
+
+    python recipes/em_network/report.py --root exp/em_network/small --scale small \
+        --results recipes/em_network/results
+
+ROOT/asr/CORPUS/sSEED/METHOD and ROOT/mt/PAIR/sSEED/METHOD are reported, whichever exist. Every
+score is the EXPORTED sequence model's (METHOD/export, no auxiliary network) on the test split;
+EM-Network is tested against each baseline with a paired bootstrap, seed by seed (sacreBLEU's
+for BLEU, peerseq.metrics.asr's for WER). Figures go to RESULTS' folder, figures/. A hand-written
+notes-SCALE.md beside this file, if present, is included as the findings section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from peerseq.decode.ctc import ctc_greedy
+from peerseq.metrics.asr import cer, wer
+from peerseq.metrics.bleu import chrf
+from peerseq.metrics.cost import count_parameters
+from peerseq.metrics.repetition import token_repetition_ratio
+from peerseq.report import figures
+from peerseq.report.compare import compare, fmt_score, fmt_tests, markdown_table, score_system
+from peerseq.runs import load_run, read_outputs
+
+HERE = Path(__file__).resolve().parent
+ASR = [  # method dir, label (Table 1/5 analogue)
+    ("ctc", "Conformer-CTC (theta alone)"),
+    ("skd", "SKD: offline KD from the larger teacher (L2, Eq. 4)"),
+    ("em", "EM-Network (theta, auxiliary network dropped)"),
+    ("teacher", "Teacher (larger Conformer-CTC, for reference)"),
+]
+MT = [  # Table 2/6 analogue
+    ("mt", "Transformer (theta alone)"),
+    ("seqkd", "SeqKD (Kim & Rush) from the larger teacher"),
+    ("rdrop", "R-Drop (alpha 5)"),
+    ("em", "EM-Network (theta, alpha 2, lambda 0.5)"),
+    ("teacher", "Teacher (larger Transformer, for reference)"),
+]
+PAPER = {  # what the paper's text gives (its tables did not survive extraction)
+    ("mt", "em"): "IWSLT'14 En-De 29.84, De-En 36.47 BLEU (Table 6)",
+}
+
+
+def seeds_of(folder: Path) -> dict[int, Path]:
+    return {
+        int(m.group(1)): p
+        for p in sorted(folder.glob("s*"))
+        if (m := re.fullmatch(r"s(\d+)", p.name)) and p.is_dir()
+    }
+
+
+def outputs(seeds: dict[int, Path], method: str) -> dict[int, Path]:
+    return {s: d / method / "export" / "eval" / "seq.test.jsonl" for s, d in seeds.items()}
+
+
+def _rate(path: Path, fn) -> float:
+    rows = read_outputs(path)
+    return fn([r for _, r in rows.values()], [h for h, _ in rows.values()])
+
+
+# ---- main tables -------------------------------------------------------------------------------
+def main_table(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
+    methods = ASR if task == "asr" else MT
+    metric = "wer" if task == "asr" else "bleu"
+    em = outputs(seeds, "em")
+    rows, record = [], {}
+    for method, label in methods:
+        outs = outputs(seeds, method)
+        if not any(p.is_file() for p in outs.values()):
+            continue
+        s = score_system(label, outs, metric)
+        second = {  # CER for ASR, chrF for MT, per seed
+            seed: _rate(p, cer) if task == "asr" else _chrf(p)
+            for seed, p in outs.items()
+            if p.is_file()
+        }
+        tests = compare(em, outs, metric) if method not in ("em", "teacher") else []
+        params = _export_params(seeds, method)
+        rows.append(
+            [label, fmt_score(s), _fmt(second), f"{params / 1e6:.2f} M" if params else "—"]
+            + [fmt_tests(tests, metric) if tests else "—"]
+        )
+        record[method] = {
+            metric: s.to_json(),
+            "cer" if task == "asr" else "chrf": {str(k): round(v, 2) for k, v in second.items()},
+            "parameters": params,
+            "em_vs_this": [t.__dict__ for t in tests],
+            "signature": s.signature,
+        }
+    second_name = "CER" if task == "asr" else "chrF"
+    head = [
+        "system",
+        f"test {metric.upper()}",
+        f"test {second_name}",
+        "parameters at inference",
+        f"EM-Network vs this: {'WER' if task == 'asr' else 'BLEU'} gain (p, seed)",
+    ]
+    return markdown_table(head, rows), record
+
+
+def _chrf(path: Path) -> float:
+    rows = read_outputs(path)
+    return chrf([r for _, r in rows.values()], [h for h, _ in rows.values()])[0]
+
+
+def _fmt(per_seed: dict[int, float]) -> str:
+    if not per_seed:
+        return "—"
+    v = list(per_seed.values())
+    return f"{np.mean(v):.2f}" + (f" ± {np.std(v, ddof=1):.2f}" if len(v) > 1 else "")
+
+
+def _export_params(seeds: dict[int, Path], method: str) -> int | None:
+    for d in seeds.values():
+        f = d / method / "export" / "export.json"
+        if f.is_file():
+            return json.loads(f.read_text())["parameters"]
+    return None
+
+
+# ---- Table 4: parameters of theta and rho ------------------------------------------------------
+def params_table(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
+    d = next((d / "em" for d in seeds.values() if (d / "em" / "config.yaml").is_file()), None)
+    if d is None:
+        return "", {}
+    run = load_run(d, device="cpu")
+    theta = count_parameters(run.peers["seq"].model)
+    rho = count_parameters(run.peers["em"].model.aux)
+    teacher = _export_params(seeds, "teacher")
+    rec = {"theta": theta, "rho": rho, "teacher": teacher}
+    rows = [
+        ["sequence model theta (inference)", f"{theta:,}"],
+        ["auxiliary network rho (training only)", f"{rho:,} ({100 * rho / theta:.1f}% of theta)"],
+        ["EM-Network phi = theta + rho (training)", f"{theta + rho:,}"],
+    ]
+    if teacher:
+        rows.append(["offline-KD teacher (training only)", f"{teacher:,}"])
+    note = (
+        "Paper: 13 M theta + 1 M rho (supervised Conformer-CTC), 93 M + 10 M (SSL ASR); "
+        "19 M rho for MT."
+    )
+    return markdown_table(["part", "parameters"], rows) + f"\n\n{note}", rec
+
+
+# ---- Table 3: token repetition ratio (MT) ------------------------------------------------------
+@torch.no_grad()
+def teacher_forced_argmax(run_dir: Path) -> list[list[int]]:
+    """The exported model's argmax at every target position of the test set under teacher
+    forcing (the paper's Table 3 protocol: teacher forcing and greedy choice)."""
+    run = load_run(run_dir, device="cpu")
+    peer = run.peers["seq"]
+    seqs = []
+    for batch in run.data.batches(run.exp.data.test_split, run.exp.data.limit_test):
+        out = peer.forward(batch)
+        best = out.log_probs.argmax(-1)
+        seqs += [best[i, : int(n) - 1].tolist() for i, n in enumerate(out.lengths)]  # no EOS
+    return seqs
+
+
+def repetition_table(seeds: dict[int, Path]) -> tuple[str, dict]:
+    rows, rec = [], {}
+    for method, label in MT:
+        tf, beam = [], []
+        for d in seeds.values():
+            if not (d / method / "export" / "eval" / "seq.test.jsonl").is_file():
+                continue
+            tf.append(token_repetition_ratio(teacher_forced_argmax(d / method / "export")))
+            hyps = [h for h, _ in read_outputs(d / method / "export/eval/seq.test.jsonl").values()]
+            beam.append(token_repetition_ratio(hyps))
+        if tf:
+            rec[method] = {"teacher_forced": tf, "beam_words": beam}
+            rows.append([label, f"{np.mean(tf):.2f}", f"{np.mean(beam):.2f}"])
+    head = ["system", "teacher-forced argmax, subwords (%)", "beam-4 output, words (%)"]
+    return markdown_table(head, rows), rec
+
+
+# ---- figures -----------------------------------------------------------------------------------
+@torch.no_grad()
+def posteriorgram_figure(seed_dir: Path, out: Path) -> dict | None:
+    """Fig. 3/5: plain CTC, EM-Network's theta and the EM-Network in teacher mode on the first
+    test utterance (by id) that the plain model gets wrong (else the first one)."""
+    if not all((seed_dir / m / "config.yaml").is_file() for m in ("ctc", "em")):
+        return None
+    plain = read_outputs(seed_dir / "ctc" / "export" / "eval" / "seq.test.jsonl")
+    wrong = sorted(i for i, (h, r) in plain.items() if h != r)
+    uid = wrong[0] if wrong else sorted(plain)[0]
+    ctc_run, em_run = (
+        load_run(seed_dir / "ctc", device="cpu"),
+        load_run(seed_dir / "em", device="cpu"),
+    )
+    batch = next(
+        b
+        for b in em_run.data.batches(em_run.exp.data.test_split, em_run.exp.data.limit_test)
+        if uid in b.ids
+    )
+    i = batch.ids.index(uid)
+    outs = {"seq": em_run.peers["seq"].forward(batch)}
+    outs["em"] = em_run.peers["em"].forward(batch, outs)
+    panels_src = [
+        ("plain Conformer-CTC", ctc_run.peers["seq"].forward(batch)),
+        ("EM-Network's sequence model theta (student mode)", outs["seq"]),
+        ("EM-Network phi (teacher mode: reads the target)", outs["em"]),
+    ]
+    tok = em_run.data.tokenizers["transcript"]
+    labels = ["<b>"] + [("␣" if c == " " else c) for c in tok.alphabet]
+    panels = []
+    for name, o in panels_src:
+        n = int(o.lengths[i])
+        text = tok.decode(ctc_greedy(o.log_probs[i : i + 1, :n], o.lengths[i : i + 1])[0])
+        panels.append((f'{name}: "{text}"', o.log_probs[i, :n].exp().numpy()))
+    ref = plain[uid][1]
+    figures.posteriorgrams(panels, labels, out, title=f'{uid}; reference "{ref}"')
+    return {"utterance": uid, "reference": ref, "figure": out.name}
+
+
+def loss_curves(seed_dir: Path, task: str, out: Path) -> str | None:
+    """Fig. 4: L_org (the sequence model's loss) and L_em (the EM-Network's) while training."""
+    path = seed_dir / "em" / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    loss = "ctc" if task == "asr" else "nll"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train" and f"seq/{loss}" in r]
+    series = {
+        f"L_org (seq/{loss})": ([r["step"] for r in train], [r[f"seq/{loss}"] for r in train]),
+        f"L_em (em/{loss})": ([r["step"] for r in train], [r[f"em/{loss}"] for r in train]),
+    }
+    figures.curves(
+        series,
+        out,
+        ylabel=f"training {loss.upper()} loss",
+        title=f"EM-Network ({task.upper()}) training losses, {seed_dir.parent.name}",
+    )
+    return out.name
+
+
+def sweep_figure(seeds: dict[int, Path], out: Path) -> dict | None:
+    """Fig. 6: test BLEU against alpha (lambda 0.5) and against lambda (alpha 2)."""
+
+    def bleu_of(run: str) -> float | None:
+        vals = [
+            json.loads(f.read_text())["seq"]["score"]
+            for d in seeds.values()
+            if (f := d / run / "export" / "eval" / "test.json").is_file()
+        ]
+        return float(np.mean(vals)) if vals else None
+
+    points = {"alpha": {2.0: bleu_of("em")}, "lambda": {0.5: bleu_of("em")}}
+    for d in seeds.values():
+        for p in d.glob("em_*"):
+            m = re.fullmatch(r"em_(alpha|lambda)([\d.]+)", p.name)
+            if m:
+                points[m.group(1)][float(m.group(2))] = bleu_of(p.name)
+    points = {k: {x: y for x, y in v.items() if y is not None} for k, v in points.items()}
+    if sum(len(v) for v in points.values()) <= 2:
+        return None
+    refs = {
+        label: v
+        for label, run in (("Transformer", "mt"), ("R-Drop", "rdrop"))
+        if (v := bleu_of(run)) is not None
+    }
+    panels = [
+        (name, sorted(v), [v[x] for x in sorted(v)], refs)
+        for name, v in (
+            ("alpha (lambda = 0.5)", points["alpha"]),
+            ("lambda (alpha = 2)", points["lambda"]),
+        )
+    ]
+    figures.sweep(panels, out)
+    return {k: {str(x): round(y, 2) for x, y in sorted(v.items())} for k, v in points.items()}
+
+
+# ---- what the logs say -------------------------------------------------------------------------
+def log_summary(seed_dir: Path) -> list[list[str]]:
+    rows = []
+    for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
+        recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in recs if r["split"] == "train"]
+        dev = [r for r in recs if r["split"] == "dev"]
+        if not train:
+            continue
+        metric = next(
+            (
+                k
+                for k in (dev[-1] if dev else {})
+                if k.startswith("seq/") and k.split("/")[1] in ("wer", "cer", "bleu")
+            ),
+            None,
+        )
+        minutes = (recs[-1]["time"] - recs[0]["time"]) / 60
+        dev_curve = " → ".join(f"{r[metric]:.1f}" for r in dev if metric in r) if metric else "—"
+        rows.append(
+            [
+                run.name,
+                str(train[-1]["step"]),
+                str(train[-1]["epoch"] + 1),
+                f"{minutes:.1f}",
+                f"{metric}: {dev_curve}" if metric else "—",
+            ]
+        )
+    return rows
+
+
+# ---- the page ----------------------------------------------------------------------------------
+def report(root: Path, scale: str, results: Path) -> dict:
+    figdir = results.parent / "figures"
+    md = [
+        f"# Paper 002 (EM-Network) at `{scale}` scale\n",
+        "Generated by `recipes/em_network/report.py` from the runs under "
+        f"`{root}`. Every score is the exported sequence model's (`peerseq export RUN --peer seq`,"
+        " no auxiliary network) on the whole test split. Mean ± sd over seeds.\n",
+    ]
+    out: dict = {"scale": scale}
+    for task in ("asr", "mt"):
+        for sub in sorted(p for p in (root / task).glob("*") if p.is_dir()):
+            seeds = seeds_of(sub)
+            if not seeds:
+                continue
+            key = f"{task}/{sub.name}"
+            rec: dict = {"seeds": sorted(seeds)}
+            what = "ASR (Tables 1/5)" if task == "asr" else "MT (Tables 2/6)"
+            md.append(f"## {what}: {sub.name}, seeds {', '.join(map(str, sorted(seeds)))}\n")
+            table, rec["systems"] = main_table(task, seeds)
+            md += [table, ""]
+            if (task, "em") in PAPER:
+                md.append(f"Paper: {PAPER[(task, 'em')]}.\n")
+            if task == "mt":
+                table, rec["repetition"] = repetition_table(seeds)
+                md += ["### Table 3: token repetition ratio (test)\n", table, ""]
+            table, rec["parameters"] = params_table(task, seeds)
+            if table:
+                md += ["### Table 4: parameters\n", table, ""]
+            first = seeds[min(seeds)]
+            stem = f"{task}-{sub.name}"
+            if task == "asr":
+                fig = posteriorgram_figure(first, figdir / f"posteriorgram-{stem}.png")
+                if fig:
+                    rec["posteriorgram"] = fig
+                    md += [
+                        "### Figure 3/5: posteriorgrams\n",
+                        f"![posteriorgrams](figures/{fig['figure']})\n",
+                        f"Utterance `{fig['utterance']}` (seed {min(seeds)}), blank in row 0.\n",
+                    ]
+            curve = loss_curves(first, task, figdir / f"losses-{stem}.png")
+            if curve:
+                md += [
+                    "### Figure 4: training losses of the EM-Network\n",
+                    f"![losses](figures/{curve})\n",
+                ]
+            if task == "mt":
+                sw = sweep_figure(seeds, figdir / f"sweep-{stem}.png")
+                if sw:
+                    rec["sweep"] = sw
+                    md += [
+                        "### Figure 6: alpha and lambda\n",
+                        f"![sweep](figures/sweep-{stem}.png)\n",
+                        markdown_table(
+                            ["parameter", "test BLEU by value"],
+                            [
+                                [k, ", ".join(f"{x}: {y}" for x, y in v.items())]
+                                for k, v in sw.items()
+                            ],
+                        ),
+                        "",
+                    ]
+            for seed, d in sorted(seeds.items()):
+                md += [
+                    f"### Runs, seed {seed}\n",
+                    markdown_table(
+                        ["run", "updates", "epochs", "minutes", "dev curve"], log_summary(d)
+                    ),
+                    "",
+                ]
+            out[key] = rec
+    notes = HERE / f"notes-{scale}.md"
+    if notes.is_file():
+        md += [notes.read_text()]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.with_suffix(".md").write_text("\n".join(md) + "\n")
+    results.with_suffix(".json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", required=True, type=Path, help="OUT/SCALE of reproduce.sh")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--results", required=True, type=Path, help="stem of results.{md,json}")
+    a = ap.parse_args()
+    report(a.root, a.scale, a.results)
+    print(f"wrote {a.results.with_suffix('.md')} and {a.results.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
