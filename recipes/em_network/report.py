@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from peerseq.decode.ctc import ctc_greedy
-from peerseq.metrics.asr import cer, wer
+from peerseq.metrics.asr import cer
 from peerseq.metrics.bleu import chrf
 from peerseq.metrics.cost import count_parameters
 from peerseq.metrics.repetition import token_repetition_ratio
