@@ -13,7 +13,12 @@ over rounds after one warm-up round, per step.
 Prints ONE JSON object:
     ml_joint_over_sum          ST+MT mutual learning, joint update / (ST alone + MT alone)
     ml_alternating_over_joint  ST+MT, alternating update / joint update
-    em_ctc_over_ctc            EM-Network CTC (seq + em, l2 link) / CTC alone
+    em_ctc_over_ctc            EM-Network CTC (seq + em, l2 link) / CTC alone, with the
+                               configs and batches of recipes/em_network at small scale
+                               (Conformer-CTC d 144, fsdd-connected, 12,000 frames a batch)
+    em_aed_over_aed            EM-Network encoder-decoder (seq + em reading the masked target,
+                               kl link) / the Transformer alone: recipes/em_network MT, small
+                               (d 128, Multi30k De->En, 2,500 tokens a batch)
     mlkd_pair_over_sum         two CTC students with kl both ways and seqkd from cached
                                hypotheses / (student A alone + student B alone)
     ms                         the raw medians, milliseconds per step (wall clock)
@@ -41,7 +46,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from peerseq.build import Data, build_links, build_peers  # noqa: E402
+from peerseq.build import Data, build_links, build_peers, reads_speech  # noqa: E402
+from peerseq.config import load_config  # noqa: E402
 from peerseq.data.prepare import PrepareArgs, prepare  # noqa: E402
 from peerseq.engine.peer import Peer  # noqa: E402
 from peerseq.engine.update import Optimisation, _forward, alternating, joint  # noqa: E402
@@ -56,6 +62,18 @@ from peerseq.experiment import (  # noqa: E402
 from peerseq.models.output import SeqOutput  # noqa: E402
 
 CORPUS = ROOT / "exp" / "data" / "multi30k-speech-200"
+EM_RECIPE = ROOT / "recipes" / "em_network"
+# the recipe's configs, on small copies of its corpora (the batches have the recipe's shapes)
+EM_TASKS = {
+    "ctc": (
+        "ctc.yaml",
+        "fsdd-connected-300",
+        "{name: fsdd-connected, sizes: {train: 300, dev: 20, test: 20}}",
+    ),
+    "em_ctc": ("em_ctc.yaml", "fsdd-connected-300", None),
+    "aed": ("mt.yaml", "multi30k-text-1000", "{name: multi30k, limit: 1000, vocab_size: 4000}"),
+    "em_aed": ("em_aed.yaml", "multi30k-text-1000", None),
+}
 
 
 def data_config(max_frames: int) -> DataConfig:
@@ -76,8 +94,6 @@ def peer(preset: str, reads: str, predicts: str, loss: str, **kw) -> PeerConfig:
 
 ST = peer("st_transformer", "speech", "target", "nll")
 MT = peer("mt_transformer", "source", "target", "nll")
-CTC = peer("asr_transformer_ctc", "speech", "transcript", "ctc")
-EM = peer("em_network", "@seq", "transcript", "ctc", reads_also="transcript")
 SA = peer("student_a", "speech", "transcript", "ctc")
 SB = peer("student_b", "speech", "transcript", "ctc")
 
@@ -91,8 +107,6 @@ METHODS = {
         [LinkConfig("mt", "st", "kl_symmetric")],
         alternating,
     ),
-    "ctc": ({"seq": CTC}, [], joint),
-    "em_ctc": ({"seq": CTC, "em": EM}, [LinkConfig("em", "seq", "l2", weight=2.0)], joint),
     "student_a": ({"a": SA}, [], joint),
     "student_b": ({"b": SB}, [], joint),
     "mlkd_pair": (
@@ -116,10 +130,28 @@ class CachedTeacher(nn.Module):
         return SeqOutput(torch.zeros(b, 1, 1), lengths, torch.ones(b, 1, dtype=torch.bool), None)
 
 
-def build_method(name: str, data: Data):
-    peer_cfgs, link_cfgs, rule = METHODS[name]
+def recipe_method(name: str, n_batches: int):
+    """One of EM_TASKS from its recipe config -> (peers, links, joint, opt, batches)."""
+    config, corpus, prep = EM_TASKS[name]
+    corpus = ROOT / "exp" / "data" / corpus
+    prep = prep or next(p for c, k, p in EM_TASKS.values() if k == corpus.name and p)
+    exp = load_config(
+        Experiment,
+        EM_RECIPE / config,
+        [f"data.corpus={corpus}", f"data.prepare={prep}", "data.limit_train=null"],
+    )
+    data = Data(exp.data, seed=1, speech=reads_speech(exp))  # prepares the corpus if absent
+    batches = list(islice(data.batches("train"), n_batches))
+    return (*build_method(name, data, exp), batches)
+
+
+def build_method(name: str, data: Data, exp: Experiment | None = None):
     torch.manual_seed(1)
-    exp = Experiment(out_dir="unused", data=data.cfg, peers=dict(peer_cfgs), links=link_cfgs)
+    if exp is None:
+        peer_cfgs, link_cfgs, rule = METHODS[name]
+        exp = Experiment(out_dir="unused", data=data.cfg, peers=dict(peer_cfgs), links=link_cfgs)
+    else:
+        link_cfgs, rule = exp.links, joint
     # the seqkd teacher is a frozen peer: built here, not from a preset
     peers = build_peers(exp, data)
     if any(lc.a == "teacher" for lc in link_cfgs):
@@ -165,28 +197,35 @@ def main() -> None:
     def st_refresh(_peers, _links, batch, *_):
         _forward(st_peers["st"], batch, False, st_opt.autocast)
 
-    tasks = {name: (rule, peers, links, opt) for name, (peers, links, rule, opt) in built.items()}
-    tasks["st_forward_nograd"] = (st_refresh, None, None, None)
+    tasks = {
+        name: (rule, peers, links, opt, batches)
+        for name, (peers, links, rule, opt) in built.items()
+    }
+    tasks["st_forward_nograd"] = (st_refresh, None, None, None, batches)
+    for name in EM_TASKS:
+        peers, links, rule, opt, em_batches = recipe_method(name, args.batches)
+        tasks[name] = (rule, peers, links, opt, em_batches)
     times: dict[str, list[float]] = {name: [] for name in tasks}
     cpu: dict[str, list[float]] = {name: [] for name in tasks}
     step, start = 0, time.perf_counter()
     for r in range(args.rounds + 1):
         if r > 2 and time.perf_counter() - start > args.budget:
             break
-        for name, (rule, peers, links, opt) in tasks.items():
+        for name, (rule, peers, links, opt, task_batches) in tasks.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            for b in batches:
+            for b in task_batches:
                 step += 1
                 rule(peers, links, b, step, opt, True)
             if r > 0:  # round 0 warms up
-                times[name].append((time.perf_counter() - t0) / len(batches))
-                cpu[name].append((time.process_time() - c0) / len(batches))
+                times[name].append((time.perf_counter() - t0) / len(task_batches))
+                cpu[name].append((time.process_time() - c0) / len(task_batches))
     ms = {n: round(1000 * statistics.median(v), 1) for n, v in times.items()}
     cpu_ms = {n: round(1000 * statistics.median(v), 1) for n, v in cpu.items()}
     out = {
         "ml_joint_over_sum": ms["st_mt_joint"] / (ms["st"] + ms["mt"]),
         "ml_alternating_over_joint": ms["st_mt_alternating"] / ms["st_mt_joint"],
         "em_ctc_over_ctc": ms["em_ctc"] / ms["ctc"],
+        "em_aed_over_aed": ms["em_aed"] / ms["aed"],
         "mlkd_pair_over_sum": ms["mlkd_pair"] / (ms["student_a"] + ms["student_b"]),
     }
     out = {k: round(v, 3) for k, v in out.items()}
@@ -194,6 +233,11 @@ def main() -> None:
     out["cpu_ms"] = cpu_ms  # process CPU time (both threads): less sensitive to other jobs
     out["rounds"] = len(times["st"])
     out["batch"] = [list(b.speech.shape) for b in batches]
+    out["em_batches"] = {  # [B, frames, feats] (CTC) and [B, target tokens] (AED)
+        n: [list((b.speech if b.speech is not None else b.tokens["target"]).shape) for b in t[4]]
+        for n, t in tasks.items()
+        if n in EM_TASKS
+    }
     print(json.dumps(out))
 
 
