@@ -256,9 +256,25 @@ def check_method(exp: Experiment, peers: dict[str, Peer]) -> None:
         if lc.kind == "seqkd" and not lc.cache and is_seq2seq(peers[lc.a].model):
             raise PeerseqError(f"links.{i}: online seqkd needs a CTC teacher; set cache: true")
     for name, pc in exp.peers.items():
+        if pc.model.same_as and not pc.trainable:
+            raise PeerseqError(
+                f"peers.{name}: a same_as peer is {pc.model.same_as}'s model; freezing it would "
+                f"freeze {pc.model.same_as} too"
+            )
+        if (pc.model.same_as or pc.model.share) and exp.train.update == "alternating":
+            raise PeerseqError(
+                f"peers.{name} shares parameters with another peer: alternating updates would "
+                "step them on one peer's turn with gradients from another's; use joint"
+            )
         teacher = pc.train_on_hyps_of
         if teacher is None:
             continue
+        if teacher in exp.peers and exp.peers[teacher].predicts != pc.predicts:
+            raise PeerseqError(
+                f"peers.{name}.train_on_hyps_of: '{teacher}' predicts "
+                f"'{exp.peers[teacher].predicts}', {name} predicts '{pc.predicts}': the "
+                "hypotheses must be in the student's vocabulary"
+            )
         if teacher not in peers or peers[teacher].trainable:
             raise PeerseqError(
                 f"peers.{name}.train_on_hyps_of: '{teacher}' must be a frozen peer "

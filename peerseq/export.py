@@ -36,11 +36,11 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
             f"EM-Network's auxiliary network); export '{p.upstream}' instead"
         )
     out = Path(out)
-    if out.resolve() == run.dir.resolve():
-        raise PeerseqError(f"--out {out}: that is the run itself; choose a new directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PeerseqError(f"--out {out}: exists and is not empty; export into a new directory")
     pc = copy.deepcopy(run.exp.peers[peer])
-    if pc.model.same_as:  # a second view of another peer's model (R-Drop): that model's config
-        pc.model = copy.deepcopy(run.exp.peers[pc.model.same_as].model)
+    while pc.model.same_as:  # a second view of another peer's model (R-Drop): that model's
+        pc.model = copy.deepcopy(run.exp.peers[pc.model.same_as].model)  # own config
     pc.model.share, pc.model.same_as = {}, None
     pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
     pc.trainable, pc.train_on_hyps_of, pc.optim = True, None, None

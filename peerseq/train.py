@@ -35,7 +35,7 @@ from peerseq.engine.checkpoint import (
     save_weights,
 )
 from peerseq.engine.objective import objective
-from peerseq.engine.peer import Peer, is_seq2seq, unwrap
+from peerseq.engine.peer import Peer, unwrap
 from peerseq.engine.update import UPDATE_RULES, Optimisation
 from peerseq.evaluate import decode_peer, higher_is_better, score
 from peerseq.experiment import Experiment
@@ -122,20 +122,20 @@ class Trainer:
     def _pseudo_labels(self) -> dict[str, dict]:
         """Cached transcripts of frozen teachers (decoded once): for seqkd links (k-best, CTC
         prefix beam search or beam search) and for students trained on a teacher's hypotheses
-        (`train_on_hyps_of`: beam search 1-best with the teacher's decode beam)."""
+        (`train_on_hyps_of`: beam search 1-best with the teacher's own decode settings)."""
         wanted = {
-            lc.a: (lc.k, 8)
+            lc.a: (lc.k, None)
             for lc in self.exp.links
             if lc.kind == "seqkd" and lc.cache and not self.peers[lc.a].trainable
         }
         for pc in self.exp.peers.values():
             if pc.train_on_hyps_of:
-                wanted[pc.train_on_hyps_of] = (1, self.exp.peers[pc.train_on_hyps_of].decode.beam)
+                wanted[pc.train_on_hyps_of] = (1, self.exp.peers[pc.train_on_hyps_of].decode)
         out = {}
-        for teacher, (k, beam) in wanted.items():
+        for teacher, (k, cfg) in wanted.items():
             batches = self.data.batches(self.exp.data.train_split, self.exp.data.limit_train)
             out[teacher] = pseudo_labels.teacher_labels(
-                self.peers[teacher], batches, self.device, self.run_dir / "pseudo_labels", k, beam
+                self.peers[teacher], batches, self.device, self.run_dir / "pseudo_labels", k, cfg
             )
         return out
 
@@ -251,9 +251,7 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------------
     def _attach(self, batch):
         for teacher, labels in self.labels.items():
-            # an encoder-decoder's hypotheses become targets: they end with EOS like references
-            eos = is_seq2seq(self.peers[teacher].model)
-            batch = pseudo_labels.attach(batch, teacher, labels, eos=eos)
+            batch = pseudo_labels.attach(batch, teacher, labels)
         return batch
 
     def fit(self, resume: bool = False) -> State:

@@ -84,3 +84,41 @@ def test_export_refuses_the_auxiliary_peer(em_run, tmp_path, capsys):
     assert main(["export", str(em_run), "--peer", "em", "--out", str(tmp_path / "em")]) == 2
     assert "export 'seq' instead" in capsys.readouterr().err
     assert main(["export", str(em_run), "--peer", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_export_of_a_same_as_peer_and_into_a_used_directory(tmp_path, capsys):
+    """R-Drop's second view exports as the model it is a view of; --out must be new."""
+    exp = from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp_path / "run"),
+            "data": {
+                "corpus": str(tmp_path / "m30k"),
+                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
+                "fields": {
+                    "source": {"column": "de", "tokenizer": "spm_de"},
+                    "target": {"column": "en", "tokenizer": "spm_en", "eos": True},
+                },
+            },
+            "peers": {
+                "seq": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
+                "drop": {
+                    "model": {"preset": "mt_transformer", "same_as": "seq"},
+                    "reads": "source",
+                    "decode": {"metric": "none"},
+                },
+            },
+            "links": [{"a": "seq", "b": "drop", "kind": "kl_symmetric"}],
+            "train": {"max_steps": 2, "num_threads": 1},
+        },
+    )
+    Trainer(exp).fit()
+    out = tmp_path / "drop"
+    assert main(["export", str(tmp_path / "run"), "--peer", "drop", "--out", str(out)]) == 0
+    exported = load_run(out).peers["drop"].model.state_dict()
+    trained = load_run(tmp_path / "run").peers["seq"].model.state_dict()
+    assert exported.keys() == trained.keys()
+    assert all(torch.equal(exported[k], trained[k]) for k in trained)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "run"), "--peer", "seq", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err

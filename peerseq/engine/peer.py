@@ -28,6 +28,14 @@ def is_seq2seq(model: nn.Module) -> bool:
     return hasattr(unwrap(model), "decode_step")
 
 
+def with_eos(tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hypotheses [B, U] (no EOS, as decoded and cached) -> decoder targets [B, U + 1] ending
+    with EOS, and lengths + 1. CTC students read the cached hypotheses as they are."""
+    out = torch.nn.functional.pad(tokens, (0, 1), value=PAD)
+    out[torch.arange(out.size(0), device=out.device), lengths] = EOS
+    return out, lengths + 1
+
+
 def shift_right(target: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Decoder input under teacher forcing: BOS + target[:-1]. target [B, U] ends with EOS."""
     prev = torch.full_like(target, PAD)
@@ -45,8 +53,9 @@ class Peer:
     loss: "nll" (label-smoothed, encoder-decoders), "ctc", or "none";
     trainable: False for a frozen teacher (eval mode, no grad, never updated).
     train_on_hyps_of: a frozen teacher whose cached hypotheses (batch.tokens["hyp:<teacher>"],
-      with EOS) replace the reference as this encoder-decoder's target when the batch has them
-      (training: sequence-level KD); batches without them (dev, test) keep the reference.
+      EOS appended here) replace the reference as this encoder-decoder's target when the batch
+      has them (training: sequence-level KD); batches without them (dev, test) keep the
+      reference.
     A parameter in two peers' models (EM-Network's shared output layer) belongs to the
     optimiser of the first peer that has it, so it is updated once per step.
     """
@@ -89,7 +98,7 @@ class Peer:
         """What this peer learns to write: [B, U] tokens and [B] lengths (see train_on_hyps_of)."""
         key = f"hyp:{self.train_on_hyps_of}"
         if self.train_on_hyps_of and key in batch.tokens:
-            return batch.tokens[key], batch.lengths[key]
+            return with_eos(batch.tokens[key], batch.lengths[key])
         return batch.tokens[self.predicts], batch.lengths[self.predicts]
 
     def supervised_loss(self, out: SeqOutput, batch: Batch) -> torch.Tensor | None:

@@ -5,6 +5,7 @@ silently reused. Encoder-decoders: beam search 1-best; CTC: prefix beam search k
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -15,7 +16,6 @@ from peerseq.data.batching import Batch, pad_tokens
 from peerseq.data.io import atomic_write_text
 from peerseq.decode.beam_search import beam_search
 from peerseq.decode.ctc import ctc_prefix_beam_search
-from peerseq.decode.protocol import EOS
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.evaluate import max_len_a
 from peerseq.experiment import DecodeConfig
@@ -31,15 +31,27 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 @torch.no_grad()
 def teacher_labels(
-    peer: Peer, batches, device: torch.device, cache_dir: Path, k: int = 1, beam: int = 8
+    peer: Peer,
+    batches,
+    device: torch.device,
+    cache_dir: Path,
+    k: int = 1,
+    cfg: DecodeConfig | None = None,
 ) -> dict[str, list[list[int]]]:
     """{utterance id: k-best token lists} for every utterance in batches (cached under the
-    teacher's weights hash, k and beam: any change decodes again)."""
-    path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}-b{max(beam, k)}.json"
+    teacher's weights hash, k and the decode settings: any change decodes again).
+
+    cfg: the teacher's decode settings (beam, length penalty and limits, as `peerseq decode`
+    uses them); default a beam of 8. The beam is at least k."""
+    cfg = cfg or DecodeConfig(beam=8)
+    cfg = dataclasses.replace(cfg, beam=max(cfg.beam, k))
+    settings = f"b{cfg.beam}"
+    if is_seq2seq(peer.model):
+        settings += f"-lp{cfg.len_penalty}-len{max_len_a(peer, cfg)}x+{cfg.max_len_b}"
+    path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}-{settings}.json"
     if path.is_file():
         return json.loads(path.read_text())
     model = unwrap(peer.model).eval()
-    cfg = DecodeConfig(beam=max(beam, k))
     labels: dict[str, list[list[int]]] = {}
     for batch in batches:
         batch = batch.to(device)
@@ -60,18 +72,16 @@ def teacher_labels(
             out = model(src, lengths)
             kbest = [
                 [toks for toks, _ in hs]
-                for hs in ctc_prefix_beam_search(out.log_probs, out.lengths, beam=beam, k=k)
+                for hs in ctc_prefix_beam_search(out.log_probs, out.lengths, beam=cfg.beam, k=k)
             ]
         labels.update(zip(batch.ids, kbest, strict=True))
     atomic_write_text(path, json.dumps(labels))
     return labels
 
 
-def attach(
-    batch: Batch, teacher: str, labels: dict[str, list[list[int]]], eos: bool = False
-) -> Batch:
+def attach(batch: Batch, teacher: str, labels: dict[str, list[list[int]]]) -> Batch:
     """Add the teacher's 1-best as batch.tokens[f"hyp:{teacher}"] (read by seqkd links and by
-    students trained on the teacher's hypotheses); eos: end each with EOS (decoder targets)."""
-    seqs = [labels[i][0] + ([EOS] if eos else []) for i in batch.ids]
+    students trained on the teacher's hypotheses, see Peer.targets)."""
+    seqs = [labels[i][0] for i in batch.ids]
     batch.tokens[f"hyp:{teacher}"], batch.lengths[f"hyp:{teacher}"] = pad_tokens(seqs)
     return batch

@@ -65,3 +65,15 @@ class RunLogger:
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """A run's metrics.jsonl as records; a line still being written (a run in progress) is left
+    out."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

@@ -28,6 +28,7 @@ from peerseq.metrics.cost import count_parameters
 from peerseq.metrics.repetition import token_repetition_ratio
 from peerseq.report import figures
 from peerseq.report.compare import compare, fmt_score, fmt_tests, markdown_table, score_system
+from peerseq.report.logger import read_metrics
 from peerseq.runs import load_run, read_outputs
 
 HERE = Path(__file__).resolve().parent
@@ -227,7 +228,7 @@ def loss_curves(seed_dir: Path, task: str, out: Path) -> str | None:
     if not path.is_file():
         return None
     loss = "ctc" if task == "asr" else "nll"
-    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows = read_metrics(path)
     train = [r for r in rows if r["split"] == "train" and f"seq/{loss}" in r]
     series = {
         f"L_org (seq/{loss})": ([r["step"] for r in train], [r[f"seq/{loss}"] for r in train]),
@@ -282,7 +283,7 @@ def sweep_figure(seeds: dict[int, Path], out: Path) -> dict | None:
 def log_summary(seed_dir: Path) -> list[list[str]]:
     rows = []
     for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-        recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        recs = read_metrics(run / "metrics.jsonl")
         train = [r for r in recs if r["split"] == "train"]
         dev = [r for r in recs if r["split"] == "dev"]
         if not train:
@@ -295,7 +296,8 @@ def log_summary(seed_dir: Path) -> list[list[str]]:
             ),
             None,
         )
-        minutes = (recs[-1]["time"] - recs[0]["time"]) / 60
+        times = [r["time"] for r in recs if "time" in r]
+        minutes = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
         dev_curve = " → ".join(f"{r[metric]:.1f}" for r in dev if metric in r) if metric else "—"
         rows.append(
             [

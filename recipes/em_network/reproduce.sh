@@ -25,8 +25,8 @@
 #          (default at small scale: alpha=0 alpha=1 alpha=3 alpha=4 lambda=0.1 lambda=0.3
 #          lambda=0.7; "none" for no sweep)
 # --out    root of the runs (default exp/em_network): OUT/SCALE/TASK/CORPUS|PAIR/sSEED/METHOD
-# --results  where results.{md,json} and the figures go (default recipes/em_network/results
-#            for small, else OUT/SCALE/results)
+# --results  stem of the results: STEM.md, STEM.json, figures in STEM's folder/figures
+#            (default recipes/em_network/results for small, else OUT/SCALE/results)
 # --max-steps N  stop every run after N updates (to check that a configuration starts);
 #                runs go to OUT/SCALE-maxN
 # --no-test  train only
@@ -197,6 +197,7 @@ for seed in $seeds; do
     wants seqkd && train seqkd "$root/seqkd" "${from_teacher[@]}"
     # Figure 6: alpha in {0..4} at lambda 0.5, lambda in {0.1..0.7} at alpha 2 (em is the
     # shared point alpha 2, lambda 0.5)
+    wants em || sweep=""
     for point in $sweep; do
       case "$point" in
         alpha=*) train em_aed "$root/em_alpha${point#alpha=}" links.0.weight="${point#alpha=}" ;;

@@ -23,6 +23,7 @@ from peerseq.report.compare import (
     markdown_table,
     score_system,
 )
+from peerseq.report.logger import read_metrics
 
 # label, run, peer (outputs at RUN/eval/PEER.test.jsonl; the cascade at cascade/cascade.test)
 TABLE1 = [
@@ -138,23 +139,12 @@ def other_runs(pair_dir: Path) -> tuple[str, dict]:
     return markdown_table(header, rows) + "\n", data
 
 
-def _records(path: Path) -> list[dict]:
-    """metrics.jsonl; a line still being written (a run in progress) is left out."""
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
 def log_summary(pair_dir: Path) -> str:
     """Per run: updates, epochs, wall time, best dev score and its step (from metrics.jsonl)."""
     rows = []
     for seed_dir in sorted(pair_dir.glob("s*")):
         for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-            recs = _records(run / "metrics.jsonl")
+            recs = read_metrics(run / "metrics.jsonl")
             if not recs:
                 continue
             train = [r for r in recs if r["split"] == "train"]

@@ -242,7 +242,8 @@ def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
     assert len(labels) == 32 and all(len(v) == 1 for v in labels.values())
     cached = list((tmp_path / "run" / "pseudo_labels").glob("teacher-*.json"))
     digest = weights_hash(trainer.peers["teacher"].model)
-    assert [p.name for p in cached] == [f"teacher-{digest}-k1-b2.json"]
+    # named by the weights, k and the teacher's decode settings (beam, length penalty, limits)
+    assert [p.name for p in cached] == [f"teacher-{digest}-k1-b2-lp1.0-len1.2x+5.json"]
     batch = next(iter(trainer.data.batches("train")))
     batch = trainer._attach(batch)
     tokens, lengths = trainer.peers["seq"].targets(batch)
@@ -261,6 +262,21 @@ def test_train_on_hyps_of_needs_a_frozen_teacher(tmp_path):
     student = dict(mt, train_on_hyps_of="teacher")
     with pytest.raises(PeerseqError, match="must be a frozen peer"):
         Trainer(_mt_exp(tmp_path, {"teacher": mt, "seq": student}))
+
+
+def test_shared_parameters_refuse_alternating_updates_and_freezing(tmp_path):
+    from peerseq.errors import PeerseqError
+    from peerseq.train import Trainer
+
+    mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
+    drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
+    exp = _mt_exp(tmp_path, {"seq": mt, "drop": drop})
+    exp.train.update = "alternating"
+    with pytest.raises(PeerseqError, match="use joint"):
+        Trainer(exp)
+    frozen = _mt_exp(tmp_path, {"seq": mt, "drop": dict(drop, trainable=False)})
+    with pytest.raises(PeerseqError, match="freeze seq too"):
+        Trainer(frozen)
 
 
 def test_em_network_for_encoder_decoders(tmp_path):

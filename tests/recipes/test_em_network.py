@@ -62,12 +62,17 @@ def test_every_system_is_reported_from_its_export(tiny):
     asr, mt = report["asr/fsdd-connected"], report["mt/de-en"]
     assert set(asr["systems"]) == {"ctc", "skd", "em", "teacher"}
     assert set(mt["systems"]) == {"mt", "seqkd", "rdrop", "em", "teacher"}
-    for method in ("ctc", "skd"):  # EM-Network against each baseline, paired, seed 1
-        ((test),) = asr["systems"][method]["em_vs_this"]
-        assert test["seed"] == 1 and 0 < test["p_value"] <= 1
-    for method in ("mt", "seqkd", "rdrop"):
-        ((test),) = mt["systems"][method]["em_vs_this"]
-        assert test["seed"] == 1 and 0 < test["p_value"] <= 1
+    # EM-Network against each baseline, paired by utterance, seed 1: the test's difference is
+    # the difference of the two corpus scores in the table
+    for task, metric, methods in (
+        (asr, "wer", ("ctc", "skd")),
+        (mt, "bleu", ("mt", "seqkd", "rdrop")),
+    ):
+        em_score = task["systems"]["em"][metric]["scores"]["1"]
+        for method in methods:
+            ((test),) = task["systems"][method]["em_vs_this"]
+            base = task["systems"][method][metric]["scores"]["1"]
+            assert test["seed"] == 1 and abs(test["delta"] - (em_score - base)) < 0.01
     assert set(mt["repetition"]) == {"mt", "seqkd", "rdrop", "em", "teacher"}
     # the sweep's points: alpha 0 and 2, lambda 0.3 and 0.5 (the EM run is the shared point)
     assert set(mt["sweep"]["alpha"]) == {"0.0", "2.0"}
@@ -111,11 +116,13 @@ def test_offline_teachers_are_frozen_and_seqkd_learns_their_translations(tiny):
     assert weights(asr / "skd", "teacher").keys() == weights(asr / "teacher", "seq").keys()
     for k, v in weights(asr / "skd", "teacher").items():
         assert torch.equal(v, weights(asr / "teacher", "seq")[k]), k
-    assert all(r["l2(teacher,seq)"] >= 0 for r in records(asr / "skd"))
+    assert all(r["l2(teacher,seq)"] > 0 for r in records(asr / "skd"))  # two different models
     mt = tiny / "tiny" / "mt" / "de-en" / "s1"
     teacher = load_run(mt / "seqkd").peers["teacher"].model
     cache = list((mt / "seqkd" / "pseudo_labels").glob("teacher-*.json"))
-    assert [p.name for p in cache] == [f"teacher-{weights_hash(teacher)}-k1-b4.json"]
+    # decoded with the teacher's own settings: beam 4, length penalty 0.6
+    (name,) = [p.name for p in cache]
+    assert name.startswith(f"teacher-{weights_hash(teacher)}-k1-b4-lp0.6-")
     labels = json.loads(cache[0].read_text())
     assert len(labels) == 300  # the whole training set, translated once
     assert "seq/nll" in records(mt / "seqkd")[0]  # its own loss, on the hypotheses
