@@ -26,7 +26,11 @@ def posteriorgrams(
         if p.ndim != 2 or p.shape[1] != v:
             raise ValueError(f"{name}: posteriors must be [T, {v}], got {tuple(p.shape)}")
     fig, axes = plt.subplots(
-        len(panels), 1, figsize=(10, 2.2 + 0.12 * v * len(panels)), squeeze=False
+        len(panels),
+        1,
+        figsize=(10, 0.6 + 0.11 * v * len(panels)),
+        squeeze=False,
+        layout="constrained",
     )
     for ax, (name, p) in zip(axes[:, 0], panels, strict=True):
         im = ax.imshow(p.T, aspect="auto", origin="upper", cmap="viridis", vmin=0.0, vmax=1.0)
@@ -34,7 +38,7 @@ def posteriorgrams(
         ax.set_title(name, fontsize=8, loc="left")
         ax.set_ylabel("label")
     axes[-1, 0].set_xlabel("frame (after subsampling)")
-    fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="posterior")
+    fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.02, label="posterior")
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
@@ -46,9 +50,12 @@ def curves(
     xlabel: str = "update",
     ylabel: str = "loss",
     title: str = "",
+    logy: bool = False,
 ) -> Path:
-    """series: label -> (xs, ys), one line each."""
+    """series: label -> (xs, ys), one line each; logy: a log-scale y axis."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    if logy:
+        ax.set_yscale("log")
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, label=label, marker="o" if len(xs) < 30 else None, markersize=3)
     ax.set_xlabel(xlabel)

@@ -127,6 +127,51 @@ def _export_params(seeds: dict[int, Path], method: str) -> int | None:
     return None
 
 
+def other_runs(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
+    """Runs beside the table's (variations tried by hand, e.g. em_alpha20; for MT the
+    em_alpha*/em_lambda* runs are Figure 6's): score, and a paired test against the plain model
+    and against the EM-Network as configured."""
+    known = {m for m, _ in (ASR if task == "asr" else MT)}
+    metric = "wer" if task == "asr" else "bleu"
+    names = sorted(
+        {p.name for d in seeds.values() for p in d.iterdir() if p.is_dir()}
+        - known
+        - (
+            {n for n in _names(seeds) if re.fullmatch(r"em_(alpha|lambda)[\d.]+", n)}
+            if task == "mt"
+            else set()
+        )
+    )
+    plain = outputs(seeds, "ctc" if task == "asr" else "mt")
+    rows, rec = [], {}
+    for name in names:
+        outs = outputs(seeds, name)
+        if not any(p.is_file() for p in outs.values()):
+            continue
+        s = score_system(name, outs, metric)
+        vs_plain = compare(outs, plain, metric)
+        vs_em = compare(outs, outputs(seeds, "em"), metric)
+        rows.append(
+            [f"`{name}`", fmt_score(s), fmt_tests(vs_plain, metric), fmt_tests(vs_em, metric)]
+        )
+        rec[name] = {
+            metric: s.to_json(),
+            "vs_plain": [t.__dict__ for t in vs_plain],
+            "vs_em": [t.__dict__ for t in vs_em],
+        }
+    head = [
+        "run",
+        f"test {metric.upper()}",
+        "vs the plain model (gain, p, seed)",
+        "vs EM-Network as configured",
+    ]
+    return (markdown_table(head, rows) if rows else ""), rec
+
+
+def _names(seeds: dict[int, Path]) -> set[str]:
+    return {p.name for d in seeds.values() for p in d.iterdir() if p.is_dir()}
+
+
 # ---- Table 4: parameters of theta and rho ------------------------------------------------------
 def params_table(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
     d = next((d / "em" for d in seeds.values() if (d / "em" / "config.yaml").is_file()), None)
@@ -237,7 +282,8 @@ def loss_curves(seed_dir: Path, task: str, out: Path) -> str | None:
     figures.curves(
         series,
         out,
-        ylabel=f"training {loss.upper()} loss",
+        ylabel=f"training {loss.upper()} loss (log scale)",
+        logy=True,
         title=f"EM-Network ({task.upper()}) training losses, {seed_dir.parent.name}",
     )
     return out.name
@@ -332,6 +378,9 @@ def report(root: Path, scale: str, results: Path) -> dict:
             md.append(f"## {what}: {sub.name}, seeds {', '.join(map(str, sorted(seeds)))}\n")
             table, rec["systems"] = main_table(task, seeds)
             md += [table, ""]
+            table, rec["other_runs"] = other_runs(task, seeds)
+            if table:
+                md += ["### Other runs (variations, see the notes)\n", table, ""]
             if (task, "em") in PAPER:
                 md.append(f"Paper: {PAPER[(task, 'em')]}.\n")
             if task == "mt":
