@@ -72,7 +72,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     rec = export_peer(args.run, args.peer, args.out, args.weights)
     left = f"; left out: {', '.join(rec['left_out'])}" if rec["left_out"] else ""
     print(f"exported peer '{args.peer}' ({rec['parameters']:,} parameters) to {args.out}{left}")
-    print(f"decode it like any run: peerseq decode {args.out} --peer {args.peer} --split test")
+    if args.evaluate:  # in the same process: the export scored as `peerseq evaluate` would
+        cmd_evaluate(argparse.Namespace(run=args.out, split=args.evaluate, weights="best"))
+    else:
+        print(f"decode it like any run: peerseq decode {args.out} --peer {args.peer} --split test")
 
 
 def _run_peer(text: str) -> tuple[str, str]:
@@ -179,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--peer", required=True, help="the peer to keep, e.g. seq")
     pe.add_argument("--out", required=True, help="new directory: a one-peer run")
     pe.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+    pe.add_argument("--evaluate", metavar="SPLIT", help="then score the export on SPLIT")
     pe.set_defaults(func=cmd_export)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")

@@ -56,8 +56,10 @@ def em_run(tmp_path_factory):
 
 def test_export_drops_the_auxiliary_network_and_decodes_identically(em_run, tmp_path, capsys):
     out = tmp_path / "seq"
-    assert main(["export", str(em_run), "--peer", "seq", "--out", str(out)]) == 0
+    argv = ["export", str(em_run), "--peer", "seq", "--out", str(out), "--evaluate", "test"]
+    assert main(argv) == 0
     assert "exported peer 'seq'" in capsys.readouterr().out
+    assert (out / "eval" / "test.json").is_file() and (out / "eval" / "seq.test.jsonl").is_file()
     record = json.loads((out / "export.json").read_text())
     assert record["left_out"] == ["em"]
     exported, trained = load_run(out), load_run(em_run)

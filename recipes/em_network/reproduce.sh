@@ -170,12 +170,9 @@ train() {  # train CONFIG RUN [overrides...]: train, export seq, decode test wit
   [[ -n "$test_too" ]] || return 0
   local weights="$run/best"
   [[ -d "$weights" ]] || weights="$run/checkpoints/latest"
-  if newer "$weights" "$run/export/export.json"; then
+  if newer "$weights" "$run/export/export.json" || [[ ! -f "$run/export/eval/test.json" ]]; then
     rm -rf "$run/export"
-    "$peerseq" export "$run" --peer seq --out "$run/export"
-  fi
-  if newer "$run/export/export.json" "$run/export/eval/test.json"; then
-    "$peerseq" evaluate "$run/export" --split test
+    "$peerseq" export "$run" --peer seq --out "$run/export" --evaluate test
   fi
 }
 
