@@ -8,48 +8,38 @@ import pytest
 import torch
 
 from peerseq.cli import main
-from peerseq.config import from_dict
-from peerseq.experiment import Experiment
 from peerseq.metrics.cost import count_parameters
 from peerseq.models.presets import build
 from peerseq.runs import decode_split, load_run
 from peerseq.train import Trainer
+from tests.engine.helpers import mt_experiment
 
 
 @pytest.fixture(scope="module")
 def em_run(tmp_path_factory):
     """EM-AED on 32 Multi30k sentences, 6 updates (dropout on, so train and eval differ)."""
     tmp = tmp_path_factory.mktemp("export")
-    exp = from_dict(
-        Experiment,
+    exp = mt_experiment(
+        tmp,
         {
-            "out_dir": str(tmp / "run"),
-            "data": {
-                "corpus": str(tmp / "m30k"),
-                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
-                "fields": {
-                    "source": {"column": "de", "tokenizer": "spm_de"},
-                    "target": {"column": "en", "tokenizer": "spm_en", "eos": True},
-                },
+            "seq": {
+                "model": {"preset": "mt_transformer", "size": "tiny"},
+                "reads": "source",
+                "decode": {"beam": 2, "max_len_b": 8},
             },
-            "peers": {
-                "seq": {
-                    "model": {"preset": "mt_transformer", "size": "tiny"},
-                    "reads": "source",
-                    "decode": {"beam": 2, "max_len_b": 8},
-                },
-                "em": {
-                    "model": {"preset": "em_network", "size": "tiny", "mask_prob": 0.5},
-                    "reads": "@seq",
-                    "reads_also": "target",
-                    "decode": {"metric": "none"},
-                },
+            "em": {
+                "model": {"preset": "em_network", "size": "tiny", "mask_prob": 0.5},
+                "reads": "@seq",
+                "reads_also": "target",
+                "decode": {"metric": "none"},
             },
-            "links": [{"a": "em", "b": "seq", "kind": "kl", "weight": 2.0}],
-            "optim": {"lr": 0.01},
-            "train": {"max_steps": 6, "num_threads": 1},
         },
+        [{"a": "em", "b": "seq", "kind": "kl", "weight": 2.0}],
+        src="de",
+        tgt="en",
+        max_steps=6,
     )
+    exp.optim.lr = 0.01
     Trainer(exp).fit()
     return tmp / "run"
 
@@ -90,29 +80,17 @@ def test_export_refuses_the_auxiliary_peer(em_run, tmp_path, capsys):
 
 def test_export_of_a_same_as_peer_and_into_a_used_directory(tmp_path, capsys):
     """R-Drop's second view exports as the model it is a view of; --out must be new."""
-    exp = from_dict(
-        Experiment,
+    exp = mt_experiment(
+        tmp_path,
         {
-            "out_dir": str(tmp_path / "run"),
-            "data": {
-                "corpus": str(tmp_path / "m30k"),
-                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
-                "fields": {
-                    "source": {"column": "de", "tokenizer": "spm_de"},
-                    "target": {"column": "en", "tokenizer": "spm_en", "eos": True},
-                },
+            "seq": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
+            "drop": {
+                "model": {"preset": "mt_transformer", "same_as": "seq"},
+                "reads": "source",
+                "decode": {"metric": "none"},
             },
-            "peers": {
-                "seq": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
-                "drop": {
-                    "model": {"preset": "mt_transformer", "same_as": "seq"},
-                    "reads": "source",
-                    "decode": {"metric": "none"},
-                },
-            },
-            "links": [{"a": "seq", "b": "drop", "kind": "kl_symmetric"}],
-            "train": {"max_steps": 2, "num_threads": 1},
         },
+        [{"a": "seq", "b": "drop", "kind": "kl_symmetric"}],
     )
     Trainer(exp).fit()
     out = tmp_path / "drop"

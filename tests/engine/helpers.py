@@ -49,3 +49,29 @@ def ctc_peers(vocab: int = 12, feats: int = 8, seed: int = 0) -> dict[str, Peer]
         "a": Peer("a", make(), reads="speech", predicts="transcript", loss="ctc"),
         "b": Peer("b", make(), reads="speech", predicts="transcript", loss="ctc"),
     }
+
+
+def mt_experiment(tmp_path, peers: dict, links: list | None = None, src="en", tgt="de", **train):
+    """An Experiment on 32 Multi30k sentences (prepared under tmp_path on first use): text
+    peers reading `source` and writing `target`. train: TrainConfig fields (max_steps 2 and one
+    thread by default)."""
+    from peerseq.config import from_dict
+    from peerseq.experiment import Experiment
+
+    return from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp_path / "run"),
+            "data": {
+                "corpus": str(tmp_path / "m30k"),
+                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
+                "fields": {
+                    "source": {"column": src, "tokenizer": f"spm_{src}"},
+                    "target": {"column": tgt, "tokenizer": f"spm_{tgt}", "eos": True},
+                },
+            },
+            "peers": peers,
+            "links": links or [],
+            "train": {"max_steps": 2, "num_threads": 1, "log_every": 1} | train,
+        },
+    )

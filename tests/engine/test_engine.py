@@ -10,7 +10,7 @@ from peerseq.engine.objective import objective
 from peerseq.engine.schedules import Constant, Cyclical
 from peerseq.engine.update import Optimisation, alternating, joint
 from peerseq.errors import PeerseqError
-from tests.engine.helpers import batch, ctc_peers, st_mt_peers
+from tests.engine.helpers import batch, ctc_peers, mt_experiment, st_mt_peers
 
 
 def _sgd(peers, lr=0.1):
@@ -128,34 +128,20 @@ def test_ctc_students_with_l2_and_seqkd_links():
 
 def test_shared_decoder_is_one_module_updated_once(tmp_path):
     from peerseq.build import Data, build_peers
-    from peerseq.config import from_dict
-    from peerseq.experiment import Experiment
     from peerseq.train import Trainer
 
-    exp = from_dict(
-        Experiment,
+    exp = mt_experiment(
+        tmp_path,
         {
-            "out_dir": str(tmp_path / "run"),
-            "data": {
-                "corpus": str(tmp_path / "m30k"),
-                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
-                "fields": {
-                    "source": {"column": "en", "tokenizer": "spm_en"},
-                    "target": {"column": "de", "tokenizer": "spm_de", "eos": True},
+            "a": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
+            "b": {
+                "model": {
+                    "preset": "mt_transformer",
+                    "size": "tiny",
+                    "share": {"decoder": "a", "output_layer": "a"},
                 },
+                "reads": "source",
             },
-            "peers": {
-                "a": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"},
-                "b": {
-                    "model": {
-                        "preset": "mt_transformer",
-                        "size": "tiny",
-                        "share": {"decoder": "a", "output_layer": "a"},
-                    },
-                    "reads": "source",
-                },
-            },
-            "train": {"max_steps": 2, "num_threads": 1},
         },
     )
     peers = build_peers(exp, Data(exp.data, 1))
@@ -167,29 +153,6 @@ def test_shared_decoder_is_one_module_updated_once(tmp_path):
     ]
     assert len(owned) == len(set(owned))  # every parameter in one optimiser only
     assert trainer.fit().step == 2
-
-
-def _mt_exp(tmp_path, peers: dict, links: list | None = None, steps: int = 2):
-    from peerseq.config import from_dict
-    from peerseq.experiment import Experiment
-
-    return from_dict(
-        Experiment,
-        {
-            "out_dir": str(tmp_path / "run"),
-            "data": {
-                "corpus": str(tmp_path / "m30k"),
-                "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
-                "fields": {
-                    "source": {"column": "en", "tokenizer": "spm_en"},
-                    "target": {"column": "de", "tokenizer": "spm_de", "eos": True},
-                },
-            },
-            "peers": peers,
-            "links": links or [],
-            "train": {"max_steps": steps, "num_threads": 1, "log_every": 1},
-        },
-    )
 
 
 def test_rdrop_is_one_model_linked_to_itself(tmp_path):
@@ -207,7 +170,7 @@ def test_rdrop_is_one_model_linked_to_itself(tmp_path):
     drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
     drop["decode"] = {"metric": "none"}
     link = {"a": "seq", "b": "drop", "kind": "kl_symmetric", "weight": 2.5, "name": "alpha"}
-    trainer = Trainer(_mt_exp(tmp_path, {"seq": mt, "drop": drop}, [link]))
+    trainer = Trainer(mt_experiment(tmp_path, {"seq": mt, "drop": drop}, [link]))
     assert trainer.peers["drop"].model is trainer.peers["seq"].model
     owned = [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
     n_params = len(list(trainer.peers["seq"].model.parameters()))
@@ -237,7 +200,7 @@ def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
         "reads": "source",
         "train_on_hyps_of": "teacher",
     }
-    trainer = Trainer(_mt_exp(tmp_path, {"teacher": teacher, "seq": student}))
+    trainer = Trainer(mt_experiment(tmp_path, {"teacher": teacher, "seq": student}))
     labels = trainer.labels["teacher"]
     assert len(labels) == 32 and all(len(v) == 1 for v in labels.values())
     cached = list((tmp_path / "run" / "pseudo_labels").glob("teacher-*.json"))
@@ -261,7 +224,7 @@ def test_train_on_hyps_of_needs_a_frozen_teacher(tmp_path):
     mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
     student = dict(mt, train_on_hyps_of="teacher")
     with pytest.raises(PeerseqError, match="must be a frozen peer"):
-        Trainer(_mt_exp(tmp_path, {"teacher": mt, "seq": student}))
+        Trainer(mt_experiment(tmp_path, {"teacher": mt, "seq": student}))
 
 
 def test_shared_parameters_refuse_alternating_updates_and_freezing(tmp_path):
@@ -270,11 +233,11 @@ def test_shared_parameters_refuse_alternating_updates_and_freezing(tmp_path):
 
     mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
     drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
-    exp = _mt_exp(tmp_path, {"seq": mt, "drop": drop})
+    exp = mt_experiment(tmp_path, {"seq": mt, "drop": drop})
     exp.train.update = "alternating"
     with pytest.raises(PeerseqError, match="use joint"):
         Trainer(exp)
-    frozen = _mt_exp(tmp_path, {"seq": mt, "drop": dict(drop, trainable=False)})
+    frozen = mt_experiment(tmp_path, {"seq": mt, "drop": dict(drop, trainable=False)})
     with pytest.raises(PeerseqError, match="freeze seq too"):
         Trainer(frozen)
 
@@ -294,7 +257,7 @@ def test_em_network_for_encoder_decoders(tmp_path):
         "decode": {"metric": "none"},
     }
     link = {"a": "em", "b": "seq", "kind": "kl", "weight": 2.0, "name": "alpha"}
-    trainer = Trainer(_mt_exp(tmp_path, {"seq": seq, "em": em}, [link]))
+    trainer = Trainer(mt_experiment(tmp_path, {"seq": seq, "em": em}, [link]))
     assert trainer.peers["em"].model.output_layer is trainer.peers["seq"].model.output_layer
     assert trainer.peers["em"].model.mask_prob == 0.5
     trainer.fit()

@@ -11,9 +11,6 @@ export and reported, not that one method beats another (results.md does that, at
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,19 +20,11 @@ import yaml
 from peerseq.engine.checkpoint import load_weights
 from peerseq.engine.pseudo_labels import weights_hash
 from peerseq.runs import decode_split, load_run, read_outputs
+from tests.recipes.helpers import reproduce as run_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "em_network"
 
-
-def reproduce(*args: str) -> subprocess.CompletedProcess:
-    bindir = Path(sys.executable).parent
-    env = os.environ | {"PEERSEQ": str(bindir / "peerseq"), "PYTHON": sys.executable}
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(
-        ["bash", str(RECIPE / "reproduce.sh"), *args], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+def reproduce(*args: str):
+    return run_recipe("em_network", *args)
 
 
 def records(run: Path, split: str = "train") -> list[dict]:

@@ -11,9 +11,6 @@ scale).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,20 +20,13 @@ import yaml
 from peerseq.data.manifest import load_split
 from peerseq.engine.checkpoint import load_weights
 from peerseq.engine.schedules import Cyclical
+from tests.recipes.helpers import reproduce as run_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "st_mutual"
 METHODS = ["asr", "mt", "mt_joint", "e2e", "mtl", "kd", "ml", "ml_joint"]
 
 
-def reproduce(*args: str) -> subprocess.CompletedProcess:
-    bindir = Path(sys.executable).parent
-    env = os.environ | {"PEERSEQ": str(bindir / "peerseq"), "PYTHON": sys.executable}
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(
-        ["bash", str(RECIPE / "reproduce.sh"), *args], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+def reproduce(*args: str):
+    return run_recipe("st_mutual", *args)
 
 
 def weights(run: Path, peer: str) -> dict[str, torch.Tensor]:
