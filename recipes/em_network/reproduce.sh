@@ -176,6 +176,15 @@ train() {  # train CONFIG RUN [overrides...]: train, export seq, decode test wit
   fi
 }
 
+retrain_if_teacher_changed() {  # RUN TEACHER_RUN: a student is never reused with a new teacher
+  local weights="$2/best"
+  [[ -d "$weights" ]] || weights="$2/checkpoints/latest"
+  if [[ -f "$1/config.yaml" && "$weights" -nt "$1/config.yaml" ]]; then
+    echo "== $1: its teacher $2 was retrained since; training it again"
+    rm -rf "$1"
+  fi
+}
+
 for seed in $seeds; do
   root="$runs/$task/$sub/s$seed"
   teacher=(peers.seq.model.overrides="${teacher_size[0]}")
@@ -185,13 +194,15 @@ for seed in $seeds; do
     wants ctc && train ctc "$root/ctc"
     wants em && train em_ctc "$root/em"
     wants teacher && train teacher_ctc "$root/teacher" "${teacher[@]}"
-    wants skd && train skd "$root/skd" "${from_teacher[@]}"
+    wants skd && retrain_if_teacher_changed "$root/skd" "$root/teacher" &&
+      train skd "$root/skd" "${from_teacher[@]}"
   else
     wants mt && train mt "$root/mt"
     wants em && train em_aed "$root/em"
     wants rdrop && train rdrop "$root/rdrop"
     wants teacher && train teacher_mt "$root/teacher" "${teacher[@]}"
-    wants seqkd && train seqkd "$root/seqkd" "${from_teacher[@]}"
+    wants seqkd && retrain_if_teacher_changed "$root/seqkd" "$root/teacher" &&
+      train seqkd "$root/seqkd" "${from_teacher[@]}"
     # Figure 6: alpha in {0..4} at lambda 0.5, lambda in {0.1..0.7} at alpha 2 (em is the
     # shared point alpha 2, lambda 0.5)
     wants em || sweep=""
