@@ -82,7 +82,7 @@ def main_table(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
             continue
         s = score_system(label, outs, metric)
         second = {  # CER for ASR, chrF for MT, per seed
-            seed: _rate(p, cer) if task == "asr" else _chrf(p)
+            seed: _rate(p, cer) if task == "asr" else _rate(p, lambda r, h: chrf(r, h)[0])
             for seed, p in outs.items()
             if p.is_file()
         }
@@ -110,11 +110,6 @@ def main_table(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
     return markdown_table(head, rows), record
 
 
-def _chrf(path: Path) -> float:
-    rows = read_outputs(path)
-    return chrf([r for _, r in rows.values()], [h for h, _ in rows.values()])[0]
-
-
 def _fmt(per_seed: dict[int, float]) -> str:
     if not per_seed:
         return "—"
@@ -136,15 +131,8 @@ def other_runs(task: str, seeds: dict[int, Path]) -> tuple[str, dict]:
     and against the EM-Network as configured."""
     known = {m for m, _ in (ASR if task == "asr" else MT)}
     metric = "wer" if task == "asr" else "bleu"
-    names = sorted(
-        {p.name for d in seeds.values() for p in d.iterdir() if p.is_dir()}
-        - known
-        - (
-            {n for n in _names(seeds) if re.fullmatch(r"em_(alpha|lambda)[\d.]+", n)}
-            if task == "mt"
-            else set()
-        )
-    )
+    sweep = re.compile(r"em_(alpha|lambda)[\d.]+")  # MT: Figure 6's runs, reported there
+    names = sorted(n for n in _names(seeds) - known if not (task == "mt" and sweep.fullmatch(n)))
     plain = outputs(seeds, "ctc" if task == "asr" else "mt")
     rows, rec = [], {}
     for name in names:
