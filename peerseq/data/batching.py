@@ -62,6 +62,9 @@ class Batch:
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)
     lengths: dict[str, torch.Tensor] = field(default_factory=dict)
     texts: dict[str, list[str]] = field(default_factory=dict)
+    # a frozen teacher's k-best transcripts per utterance, {"hyp:teacher": [B][k][U_k]} (seqKD
+    # with k > 1 reads them; batch.tokens["hyp:teacher"] holds the padded 1-best)
+    kbest: dict[str, list[list[list[int]]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,7 +73,9 @@ class Batch:
         move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}
         speech = None if self.speech is None else self.speech.to(device, non_blocking=True)
         lens = None if self.speech_lengths is None else self.speech_lengths.to(device)
-        return Batch(self.ids, speech, lens, move(self.tokens), move(self.lengths), self.texts)
+        return Batch(
+            self.ids, speech, lens, move(self.tokens), move(self.lengths), self.texts, self.kbest
+        )
 
 
 def pad_tokens(seqs: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,8 @@
     kind "l2"            squared L2 between the posteriors (paper 002 Eq. 4)
     kind "seqkd"         CTC loss of b (a CTC student) on a's decoded hypotheses (seqKD):
                          the hypotheses are batch.tokens[f"hyp:{a}"] when cached (frozen
-                         teachers, decoded once), else CTC greedy on a's output, online
+                         teachers, decoded once; k-best lists, averaged over k, when
+                         batch.kbest has them), else CTC greedy on a's output, online
 grad: which side receives gradient: "both", or a peer's name (the other side is detached).
 """
 
@@ -19,7 +20,7 @@ from peerseq.data.batching import Batch, pad_tokens
 from peerseq.decode.ctc import ctc_greedy
 from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
 from peerseq.errors import PeerseqError
-from peerseq.losses import ctc_loss, kl_divergence, squared_l2_posteriors
+from peerseq.losses import ctc_loss, kl_divergence, seqkd_ctc, squared_l2_posteriors
 from peerseq.models.output import SeqOutput
 
 KINDS = ("kl", "kl_symmetric", "l2", "seqkd")
@@ -69,6 +70,8 @@ class Link:
 
     def _seqkd(self, teacher: SeqOutput | None, student: SeqOutput, batch: Batch) -> torch.Tensor:
         key = f"hyp:{self.a}"
+        if key in batch.kbest:  # k > 1: the mean CTC over each utterance's k hypotheses
+            return seqkd_ctc(student.log_probs, student.lengths, batch.kbest[key])
         if key in batch.tokens:
             hyps, lengths = batch.tokens[key], batch.lengths[key]
         else:  # online: the teacher's CTC greedy transcript of this batch

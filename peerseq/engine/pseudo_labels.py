@@ -81,7 +81,11 @@ def teacher_labels(
 
 def attach(batch: Batch, teacher: str, labels: dict[str, list[list[int]]]) -> Batch:
     """Add the teacher's 1-best as batch.tokens[f"hyp:{teacher}"] (read by seqkd links and by
-    students trained on the teacher's hypotheses, see Peer.targets)."""
-    seqs = [labels[i][0] for i in batch.ids]
-    batch.tokens[f"hyp:{teacher}"], batch.lengths[f"hyp:{teacher}"] = pad_tokens(seqs)
+    students trained on the teacher's hypotheses, see Peer.targets) and, when some utterance has
+    more than one, its k-best lists as batch.kbest[f"hyp:{teacher}"] (seqkd links with k > 1)."""
+    key = f"hyp:{teacher}"
+    kbest = [labels[i] for i in batch.ids]
+    batch.tokens[key], batch.lengths[key] = pad_tokens([hs[0] for hs in kbest])
+    if any(len(hs) > 1 for hs in kbest):
+        batch.kbest[key] = kbest
     return batch

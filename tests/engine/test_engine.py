@@ -126,6 +126,33 @@ def test_ctc_students_with_l2_and_seqkd_links():
     assert set(kd) == set(cached) == {"seqkd(a->b)"}
 
 
+def test_seqkd_link_averages_a_teachers_k_best():
+    """k > 1 (paper 003: 'k-best beam search'): attach keeps every hypothesis, and the link is
+    the mean CTC over each utterance's k hypotheses (seqkd_ctc); with k = 1 it is the CTC on the
+    padded 1-best, as before."""
+    from peerseq.engine.pseudo_labels import attach
+    from peerseq.losses import ctc_loss, seqkd_ctc
+
+    peers, b = ctc_peers(), batch()
+    outs = {n: p.forward(b) for n, p in peers.items()}
+    kbest = {"u0": [[4, 5], [4, 6, 7]], "u1": [[5]], "u2": [[6, 6], [6], [7, 8]]}
+    attach(b, "t", kbest)
+    assert b.kbest["hyp:t"] == [kbest[i] for i in b.ids]
+    assert b.tokens["hyp:t"][:, :2].tolist() == [[4, 5], [5, 0], [6, 6]]  # the padded 1-best
+    (term,) = Link("t", "b", "seqkd", grad="b").terms(outs, b).values()
+    out = outs["b"]
+    expected = seqkd_ctc(out.log_probs, out.lengths, [kbest[i] for i in b.ids])
+    assert torch.allclose(term, expected)
+    one_best = [[hs[0]] for hs in kbest.values()]
+    assert not torch.allclose(term, seqkd_ctc(out.log_probs, out.lengths, one_best))
+    b1 = attach(batch(), "t", {i: [hs[0]] for i, hs in kbest.items()})
+    assert "hyp:t" not in b1.kbest  # k = 1: the padded 1-best only
+    (term1,) = Link("t", "b", "seqkd", grad="b").terms(outs, b1).values()
+    ref = ctc_loss(out.log_probs, out.lengths, b1.tokens["hyp:t"], b1.lengths["hyp:t"])
+    assert torch.allclose(term1, ref)
+    assert b.to("cpu").kbest == b.kbest  # moving a batch keeps them
+
+
 def test_shared_decoder_is_one_module_updated_once(tmp_path):
     from peerseq.build import Data, build_peers
     from peerseq.train import Trainer
