@@ -131,6 +131,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = False
     num_threads: int | None = None
+    # where frozen teachers' decoded training sets are cached (default RUN/pseudo_labels); runs
+    # may share one folder: each file is named by the teacher's weights hash and decode settings
+    pseudo_labels_dir: str | None = None
 
 
 @dataclass

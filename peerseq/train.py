@@ -132,10 +132,11 @@ class Trainer:
             if pc.train_on_hyps_of:
                 wanted[pc.train_on_hyps_of] = (1, self.exp.peers[pc.train_on_hyps_of].decode)
         out = {}
+        folder = Path(self.exp.train.pseudo_labels_dir or self.run_dir / "pseudo_labels")
         for teacher, (k, cfg) in wanted.items():
             batches = self.data.batches(self.exp.data.train_split, self.exp.data.limit_train)
             out[teacher] = pseudo_labels.teacher_labels(
-                self.peers[teacher], batches, self.device, self.run_dir / "pseudo_labels", k, cfg
+                self.peers[teacher], batches, self.device, folder, k, cfg
             )
         return out
 
