@@ -128,3 +128,16 @@ def test_table1_ratios(num, den):
     assert abs(math.log(ours / paper)) <= math.log(TOL), (
         f"{num}/{den}: ours {ours:.2f} vs paper {paper:.2f} (tolerance x{TOL}); {_report(c)}"
     )
+
+
+def test_overrides_replace_the_configs_fields():
+    import pytest
+
+    from peerseq.models.asr_paper003 import build_paper003
+
+    base = build_paper003("student_b", "tiny", feat_dim=20, vocab=7)
+    wider = build_paper003("student_b", "tiny", feat_dim=20, vocab=7, hidden=24, layers=2)
+    assert wider.encoder.lstm.num_layers == 2 and wider.encoder.lstm.hidden_size == 24
+    assert base.encoder.lstm.num_layers == 5
+    with pytest.raises(ValueError, match="unknown override"):
+        build_paper003("student_b", "tiny", feat_dim=20, vocab=7, heads=4)
