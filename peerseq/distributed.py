@@ -49,6 +49,17 @@ def pick_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX-512 BF16 / AMX).
+
+    torch.backends.mkldnn.is_bf16_supported() where torch has it; torch 2.13's CPU build does
+    not expose it there, only as the operator it wraps (torch.ops.mkldnn)."""
+    check = getattr(torch.backends.mkldnn, "is_bf16_supported", None)
+    if check is None:
+        check = torch.ops.mkldnn._is_mkldnn_bf16_supported
+    return bool(check())
+
+
 def autocast_factory(device: torch.device, bf16: bool):
     """A no-argument context factory: bf16 autocast where it is fast, else nothing.
 
@@ -57,7 +68,7 @@ def autocast_factory(device: torch.device, bf16: bool):
     """
     if not bf16:
         return contextlib.nullcontext
-    if device.type == "cpu" and not torch.backends.mkldnn.is_bf16_supported():
+    if device.type == "cpu" and not cpu_bf16_supported():
         warnings.warn(
             "bf16 requested but this CPU has no native bf16 support: training in fp32",
             stacklevel=2,
