@@ -59,3 +59,31 @@ def test_bad_sizes_are_rejected():
         TransformerEncoder(30, 4, 64, layers=1)
     with pytest.raises(ValueError):
         ConformerEncoder(32, 4, 64, layers=1, kernel_size=8)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_lstm_encoder_equals_packed_nn_lstm(bidirectional):
+    """The fused per-direction LSTM gives what nn.LSTM gives on packed sequences (padding never
+    enters the recurrence), outputs and gradients, with zeros on padded frames."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    enc = LSTMEncoder(6, 5, layers=3, bidirectional=bidirectional, dropout=0.0)
+    x = torch.randn(4, 9, 6, requires_grad=True)
+    lengths = torch.tensor([9, 4, 7, 1])
+    y, _ = enc(x, lengths)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    ref, _ = pad_packed_sequence(enc.lstm(packed)[0], batch_first=True, total_length=9)
+    assert y.shape == ref.shape == (4, 9, enc.out_dim)
+    assert torch.allclose(y, ref, atol=1e-6)
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    assert (y[~mask] == 0).all()
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(y.shape, generator=g)
+    gx, gw = torch.autograd.grad((enc(x, lengths)[0] * w).sum(), [x, enc.lstm.weight_hh_l1])
+    rx, rw = torch.autograd.grad((ref * w).sum(), [x, enc.lstm.weight_hh_l1])
+    assert torch.allclose(gx, rx, atol=1e-5) and torch.allclose(gw, rw, atol=1e-5)
+    # a padded frame's content changes nothing on the valid frames
+    x2 = x.detach().clone()
+    x2[1, 6:] = 100.0
+    assert torch.allclose(enc(x2, lengths)[0], y.detach(), atol=1e-6)
