@@ -7,9 +7,10 @@ is switched off while counting) and hand-written attention are all covered). The
 F.scaled_dot_product_attention gets torch's own SDPA formula, which torch does not register for
 it. The counter counts 2 FLOPs per multiply-accumulate and ignores element-wise ops, bias
 additions and activations.
-nn.LSTM (and RNN/GRU when they run as one fused kernel) dispatch to ops it cannot see, so a
-forward hook adds their matmul FLOPs analytically, only when the counter saw nothing during that
-module's forward (so they are never counted twice):
+oneDNN's LSTM layer (what torch.lstm runs on CPU) gets the formula below through a custom
+mapping. nn.LSTM (and RNN/GRU when they run as one fused kernel) dispatch to other ops it cannot
+see, so a forward hook adds their matmul FLOPs analytically, only when the counter saw nothing
+during that module's forward (so they are never counted twice):
     2 * G * H * (I_l + H_r) per frame, layer and direction,
 G = gates (LSTM 4, GRU 3, RNN 1), I_l = layer input size (input_size, then H_r * directions),
 H_r = recurrent size (proj_size if set, plus 2 * H * P per frame for the projection).
@@ -58,8 +59,22 @@ def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# scaled_dot_product_attention's CPU kernel has no formula in torch's registry (2.13)
-_CUSTOM = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
+def _mkldnn_rnn_layer_flop(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kw) -> int:
+    """One direction of one layer through oneDNN (what torch.lstm runs on CPU, e.g. in
+    peerseq.models.encoders.LSTMEncoder): 2 * G * H * (I + H) per frame, frames = B * T."""
+    gates_h, i = w_ih_shape
+    steps = 1
+    for d in input_shape[:-1]:
+        steps *= d
+    return 2 * gates_h * (i + w_hh_shape[1]) * steps
+
+
+# scaled_dot_product_attention's CPU kernel and oneDNN's LSTM layer have no formula in torch's
+# registry (2.13)
+_CUSTOM = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop,
+    torch.ops.aten.mkldnn_rnn_layer: _mkldnn_rnn_layer_flop,
+}
 
 
 def count_flops(fn: Callable[[], Any], modules: nn.Module | None = None) -> int:

@@ -91,3 +91,14 @@ def test_cpu_sdpa_counted():
     k = torch.randn(2, 3, 7, 8)
     got = count_flops(lambda: nn.functional.scaled_dot_product_attention(q, k, k))
     assert got == 2 * (2 * 3 * 5 * 7 * 8) * 2
+
+
+def test_lstm_encoder_directions_counted():
+    """LSTMEncoder runs each direction through torch.lstm (oneDNN's layer on CPU): the same
+    FLOPs as the nn.LSTM it holds, counted once."""
+    from peerseq.models.encoders import LSTMEncoder
+
+    enc = LSTMEncoder(10, 20, layers=2, bidirectional=True, dropout=0.0).eval()
+    x, lengths = torch.randn(3, 7, 10), torch.tensor([7, 5, 2])
+    per_frame = 2 * (2 * 4 * 20 * (10 + 20) + 2 * 4 * 20 * (40 + 20))
+    assert count_flops(lambda: enc(x, lengths), enc) == per_frame * 3 * 7
