@@ -154,7 +154,7 @@ class SummedBLSTM(nn.Module):
     """DeepSpeech2's bidirectional LSTM stack: directions SUMMED after every layer (the DS2 paper's
     h = h_forward + h_backward; deepspeech.pytorch's BatchRNN). [B, T, D_in] -> [B, T, H].
 
-    Each layer is a packed one-layer BLSTM (LSTMEncoder), so padding never enters the recurrence.
+    Each layer is a one-layer BLSTM (LSTMEncoder), whose recurrence never reads padding.
     """
 
     def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float = 0.0):
@@ -218,7 +218,7 @@ CONFIGS: dict[str, dict[str, Paper003Config]] = {
 def build_paper003(
     name: str, size: str = "paper", feat_dim: int = 201, vocab: int = 29, **overrides
 ) -> CTCModel:
-    """Front-end (convs or none) -> LSTM stack (packed) -> Linear(out_dim, vocab), blank = 0.
+    """Front-end (convs or none) -> LSTM stack (padding-free recurrence) -> Linear(out_dim, vocab), blank = 0.
 
     Shapes at size "paper" (see the module docstring for the reading):
       teacher_a: DS2 conv (32 ch) -> 5 BLSTM x 1024, directions summed (DeepSpeech2)
