@@ -7,6 +7,7 @@ two systems are only compared on the same utterances with the same references.
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,15 @@ class SystemScores:
             "std": None if self.std is None else round(self.std, 2),
             "n": self.n,
         }
+
+
+def seeds_of(folder: Path) -> dict[int, Path]:
+    """{seed: folder/sSEED} for every sSEED directory of a recipe's runs (OUT/.../s1, s2, ...)."""
+    return {
+        int(m.group(1)): p
+        for p in sorted(Path(folder).glob("s*"))
+        if (m := re.fullmatch(r"s(\d+)", p.name)) and p.is_dir()
+    }
 
 
 def _decoded(path: Path) -> Decoded:

@@ -30,7 +30,14 @@ from peerseq.metrics.asr import cer
 from peerseq.metrics.bleu import chrf
 from peerseq.metrics.cost import count_parameters
 from peerseq.metrics.repetition import token_repetition_ratio
-from peerseq.report.compare import compare, fmt_score, fmt_tests, markdown_table, score_system
+from peerseq.report.compare import (
+    compare,
+    fmt_score,
+    fmt_tests,
+    markdown_table,
+    score_system,
+    seeds_of,
+)
 from peerseq.report.logger import read_metrics
 from peerseq.runs import load_run, read_outputs
 
@@ -51,14 +58,6 @@ MT = [  # Table 2/6 analogue
 PAPER = {  # what the paper's text gives (its tables did not survive extraction)
     ("mt", "em"): "IWSLT'14 En-De 29.84, De-En 36.47 BLEU (Table 6)",
 }
-
-
-def seeds_of(folder: Path) -> dict[int, Path]:
-    return {
-        int(m.group(1)): p
-        for p in sorted(folder.glob("s*"))
-        if (m := re.fullmatch(r"s(\d+)", p.name)) and p.is_dir()
-    }
 
 
 def outputs(seeds: dict[int, Path], method: str) -> dict[int, Path]:

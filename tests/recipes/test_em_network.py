@@ -11,30 +11,19 @@ export and reported, not that one method beats another (results.md does that, at
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from peerseq.engine.checkpoint import load_weights
 from peerseq.engine.pseudo_labels import weights_hash
 from peerseq.runs import decode_split, load_run, read_outputs
+from tests.recipes.helpers import records, weights
 from tests.recipes.helpers import reproduce as run_recipe
 
 
 def reproduce(*args: str):
     return run_recipe("em_network", *args)
-
-
-def records(run: Path, split: str = "train") -> list[dict]:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["split"] == split]
-
-
-def weights(run: Path, peer: str) -> dict[str, torch.Tensor]:
-    folder = run / "best" if (run / "best").is_dir() else run / "checkpoints" / "latest"
-    return load_weights(folder / f"model.{peer}.safetensors")
 
 
 @pytest.fixture(scope="module")
