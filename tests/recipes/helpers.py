@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from peerseq.engine.checkpoint import load_weights
+from peerseq.engine.checkpoint import latest_checkpoint, load_weights
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -40,5 +40,5 @@ def records(run: Path, split: str = "train") -> list[dict]:
 
 def weights(run: Path, peer: str) -> dict[str, torch.Tensor]:
     """A peer's weights: best/ if the run kept one, else its latest checkpoint."""
-    folder = run / "best" if (run / "best").is_dir() else run / "checkpoints" / "latest"
+    folder = run / "best" if (run / "best").is_dir() else latest_checkpoint(run)
     return load_weights(folder / f"model.{peer}.safetensors")

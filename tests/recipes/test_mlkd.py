@@ -118,7 +118,7 @@ def test_students_learn_from_cached_teacher_transcripts_and_each_other(tiny):
                                                  "kl(c||b)", "kl(a||c)", "kl(b||c)"}  # fmt: skip
     for run, terms in expected.items():
         rows = records(s1 / run)
-        keys = {k for k in rows[-1] if "/" in k or "(" in k}
+        keys = {k for k in rows[-1] if ("/" in k or "(" in k) and not k.startswith("w:")}
         assert keys == terms, run
         kls = [k for k in terms if k.startswith("kl(")]
         assert all(r[k] > 0 for r in rows for k in kls), run
@@ -126,9 +126,10 @@ def test_students_learn_from_cached_teacher_transcripts_and_each_other(tiny):
     cfg = yaml.safe_load((s1 / "mlkd" / "config.yaml").read_text())
     assert cfg["peers"]["a"]["loss_weight"] == 0.5
     assert [lk["weight"] for lk in cfg["links"]] == [0.5, 0.5, 0.5, 0.5]
-    # frozen teachers: bit-equal to their own runs' weights in every student run
+    # frozen teachers: bit-equal to their own runs' (best) weights in every student run
     for run, teacher in (("mlkd", "teacher_a"), ("mlkd_multi", "teacher_b")):
         mine, theirs = weights(s1 / run, teacher), weights(s1 / teacher, teacher)
+        assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
 
 
@@ -152,7 +153,7 @@ def test_a_rerun_trains_nothing(tiny):
     s1 = seed_dir(tiny)
     before = {p: p.stat().st_mtime_ns for p in s1.glob("*/metrics.jsonl")}
     reproduce("--scale", "tiny", "--out", str(tiny), "--results", str(tiny / "again"),
-              "--methods", "mlkd_multi")  # fmt: skip
+              "--methods", "mlkd")  # fmt: skip
     assert {p: p.stat().st_mtime_ns for p in s1.glob("*/metrics.jsonl")} == before
     assert (tiny / "again.md").is_file()
 
@@ -163,7 +164,7 @@ def test_paper_configuration_starts(tiny, tmp_path):
     out = tmp_path / "paper"
     reproduce("--scale", "paper", "--data", str(tiny / "data" / "fsdd-connected-300"),
               "--out", str(out), "--methods", "mlkd", "--max-steps", "2", "--no-test", "--",
-              "data.limit_train=8", "data.limit_dev=4")  # fmt: skip
+              "data.limit_train=8", "data.limit_dev=4", "train.log_every=1")  # fmt: skip
     run = out / "paper-max2" / "fsdd-connected" / "s1" / "mlkd"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert {cfg["peers"][p]["model"]["size"] for p in ("teacher_a", "a", "b")} == {"paper"}
