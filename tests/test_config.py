@@ -9,6 +9,7 @@ import yaml
 
 from peerseq.config import from_dict, load_config, save_config, to_dict
 from peerseq.errors import PeerseqError
+from peerseq.experiment import Experiment
 
 # Module level: with postponed annotations, get_type_hints must be able to find these names.
 
@@ -362,3 +363,18 @@ def test_override_addresses_list_items_by_index(tmp_path):
     # a bad value through an index is blamed on the override, not the file
     with pytest.raises(PeerseqError, match=r"override 'items.1.weight=abc'.*expected float"):
         load_config(HasItems, path, ["items.1.weight=abc"])
+
+
+RECIPE_CONFIGS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*/*.yaml")
+    if "common" not in p.stem
+)
+
+
+@pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recipe_config_loads_and_links_its_own_peers(path):
+    exp = load_config(Experiment, path)
+    assert exp.peers
+    for link in exp.links:
+        assert link.a in exp.peers and link.b in exp.peers, (link.a, link.b)

@@ -15,9 +15,9 @@
 # --data   a prepared corpus directory, or lhotse manifests train=A,dev=B,test=C (prepared once
 #          into OUT/data-SCALE), replacing the bundled corpus
 # --seeds  each seed repeats the whole pipeline, teachers included
-# --methods  any of: teacher_a teacher_b students seqkd mlkd multi mlkd_multi same three
-#            (default: all but three; `same` = the A+A and B+B pairs; a method's teachers are
-#            trained too)
+# --methods  any of: teacher_a teacher_b students seqkd mlkd multi mlkd_multi same kd_b three
+#            (default: all but three; `same` = the A+A and B+B pairs; `kd_b` = seqKD and MLKD
+#            with Teacher B as the one teacher; a method's teachers are trained too)
 # --k K    hypotheses per utterance from each teacher (CTC prefix beam search; default 1)
 # --out    root of the runs (default exp/mlkd): OUT/SCALE/CORPUS/sSEED/METHOD
 # --results  stem of the results: STEM.md, STEM.json, STEM-figure3.png (default
@@ -59,7 +59,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 die() { echo "reproduce.sh: $*" >&2; exit 2; }
-all_methods="teacher_a teacher_b students seqkd mlkd multi mlkd_multi same three"
+all_methods="teacher_a teacher_b students seqkd mlkd multi mlkd_multi same kd_b three"
 methods="${methods:-${all_methods% three}}"
 for m in $methods; do
   [[ " $all_methods " == *" $m "* ]] || die "--methods: unknown '$m' ($all_methods)"
@@ -67,7 +67,7 @@ done
 [[ "$k" =~ ^[1-9][0-9]*$ ]] || die "--k: expected a positive integer, got '$k'"
 need=" $methods "
 [[ "$need" =~ \ (seqkd|mlkd|multi|mlkd_multi|same|three)\  ]] && need+="teacher_a "
-[[ "$need" =~ \ (multi|mlkd_multi)\  ]] && need+="teacher_b "
+[[ "$need" =~ \ (multi|mlkd_multi|kd_b)\  ]] && need+="teacher_b "
 wants() { [[ "$need" == *" $1 "* ]]; }
 
 # ---- corpus and scale ----------------------------------------------------------------------------
@@ -177,6 +177,12 @@ for seed in $seeds; do
     train mlkd "$root/mlkd_aa" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.b.model.preset=student_a
     retrain_if_teacher_changed "$root/mlkd_bb" "$root/teacher_a"
     train mlkd "$root/mlkd_bb" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.a.model.preset=student_b
+  fi
+  if wants kd_b; then  # seqKD and MLKD from Teacher B alone (not a paper table)
+    retrain_if_teacher_changed "$root/seqkd_b" "$root/teacher_b"
+    train seqkd_b "$root/seqkd_b" "${sizes[@]}" "${tb[@]}" "${kk[@]}"
+    retrain_if_teacher_changed "$root/mlkd_b" "$root/teacher_b"
+    train mlkd_b "$root/mlkd_b" "${sizes[@]}" "${tb[@]}" "${kk[@]}"
   fi
   if wants three; then
     retrain_if_teacher_changed "$root/mlkd_three" "$root/teacher_a"
