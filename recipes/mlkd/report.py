@@ -107,8 +107,9 @@ TESTS = {  # system -> baselines it is paired against
     "three_b": ["b_mlkd"],
 }
 FIG3 = {  # Figure 3: dev CER per epoch of each variant of one student
-    "student_a": ["a", "a_seqkd", "a_mlkd", "a_multi", "a_mlkd_multi", "aa_1"],
-    "student_b": ["b", "b_seqkd", "b_mlkd", "b_multi", "b_mlkd_multi", "bb_1"],
+    f"student_{s}": [s, f"{s}{s}_1"]
+    + [f"{s}_{v}" for v in ("seqkd", "mlkd", "multi", "mlkd_multi", "seqkd_b", "mlkd_b")]
+    for s in ("a", "b")
 }
 
 
