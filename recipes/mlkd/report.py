@@ -190,7 +190,8 @@ def system_table(keys: list[str], seeds: dict[int, Path]) -> tuple[str, dict]:
 
 
 def dev_curves(seeds: dict[int, Path], key: str) -> tuple[list[float], list[float]] | None:
-    """Dev CER by epoch (1 = after the first epoch), mean over seeds that have the run."""
+    """Dev CER by epoch (1 = after the first epoch: a dev record's epoch counts completed ones),
+    mean over seeds that have the run."""
     run, peer, _ = SYSTEMS[key]
     per_seed = []
     for d in seeds.values():
@@ -198,7 +199,7 @@ def dev_curves(seeds: dict[int, Path], key: str) -> tuple[list[float], list[floa
         if not f.is_file():
             continue
         dev = [r for r in read_metrics(f) if r["split"] == "dev" and f"{peer}/cer" in r]
-        per_seed.append({r["epoch"] + 1: r[f"{peer}/cer"] for r in dev})
+        per_seed.append({r["epoch"]: r[f"{peer}/cer"] for r in dev})  # epochs completed
     if not per_seed:
         return None
     epochs = sorted(set.intersection(*(set(c) for c in per_seed)))
