@@ -218,7 +218,7 @@ CONFIGS: dict[str, dict[str, Paper003Config]] = {
 def build_paper003(
     name: str, size: str = "paper", feat_dim: int = 201, vocab: int = 29, **overrides
 ) -> CTCModel:
-    """Front-end (convs or none) -> LSTM stack (padding-free recurrence) -> Linear(out_dim, vocab), blank = 0.
+    """Front-end (convs or none) -> LSTM stack -> Linear(out_dim, vocab), blank = 0.
 
     Shapes at size "paper" (see the module docstring for the reading):
       teacher_a: DS2 conv (32 ch) -> 5 BLSTM x 1024, directions summed (DeepSpeech2)
