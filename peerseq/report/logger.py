@@ -77,3 +77,18 @@ def read_metrics(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def logged_runs(seed_dir: str | Path) -> list[tuple[Path, list[dict], list[dict], float]]:
+    """(run dir, train records, dev records, wall-clock minutes) of every run under seed_dir
+    with a metrics.jsonl and at least one training record, in name order (recipes' logs)."""
+    out = []
+    for run in sorted(p for p in Path(seed_dir).iterdir() if (p / "metrics.jsonl").is_file()):
+        recs = read_metrics(run / "metrics.jsonl")
+        train = [r for r in recs if r["split"] == "train"]
+        if not train:
+            continue
+        times = [r["time"] for r in recs if "time" in r]
+        minutes = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
+        out.append((run, train, [r for r in recs if r["split"] == "dev"], minutes))
+    return out

@@ -38,7 +38,7 @@ from peerseq.report.compare import (
     score_system,
     seeds_of,
 )
-from peerseq.report.logger import read_metrics
+from peerseq.report.logger import logged_runs
 from peerseq.runs import load_run, read_outputs
 
 HERE = Path(__file__).resolve().parent
@@ -207,12 +207,7 @@ def repetition_table(seeds: dict[int, Path]) -> tuple[str, dict]:
 # ---- what the logs say -------------------------------------------------------------------------
 def log_summary(seed_dir: Path) -> list[list[str]]:
     rows = []
-    for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-        recs = read_metrics(run / "metrics.jsonl")
-        train = [r for r in recs if r["split"] == "train"]
-        dev = [r for r in recs if r["split"] == "dev"]
-        if not train:
-            continue
+    for run, train, dev, minutes in logged_runs(seed_dir):
         metric = next(
             (
                 k
@@ -221,8 +216,6 @@ def log_summary(seed_dir: Path) -> list[list[str]]:
             ),
             None,
         )
-        times = [r["time"] for r in recs if "time" in r]
-        minutes = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
         dev_curve = " → ".join(f"{r[metric]:.1f}" for r in dev if metric in r) if metric else "—"
         rows.append(
             [

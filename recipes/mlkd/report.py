@@ -37,7 +37,7 @@ from peerseq.report.compare import (
     score_system,
     seeds_of,
 )
-from peerseq.report.logger import read_metrics
+from peerseq.report.logger import logged_runs, read_metrics
 
 HERE = Path(__file__).resolve().parent
 # system key -> (run, peer, label); Student A is the WIDE student (2 BLSTM x 512 at paper size),
@@ -270,14 +270,7 @@ def cost_table(seeds: dict[int, Path], size: str) -> tuple[str, dict]:
 
 def log_summary(seed_dir: Path) -> list[list[str]]:
     rows = []
-    for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-        recs = read_metrics(run / "metrics.jsonl")
-        train = [r for r in recs if r["split"] == "train"]
-        dev = [r for r in recs if r["split"] == "dev"]
-        if not train:
-            continue
-        times = [r["time"] for r in recs if "time" in r]
-        minutes = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
+    for run, train, dev, minutes in logged_runs(seed_dir):
         peers = sorted({k.split("/")[0] for r in dev for k in r if k.endswith("/cer")})
         curves = "; ".join(
             f"{p}: " + " → ".join(f"{r[f'{p}/cer']:.1f}" for r in dev if f"{p}/cer" in r)
