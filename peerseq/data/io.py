@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from peerseq.errors import PeerseqError
+
 
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
@@ -50,3 +52,25 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def ensure_writable_dir(path: Path, what: str) -> None:
+    """Create `path` (and its parents) and write a probe file in it, before any work: an error
+    names the setting it came from (`what`: --out, out_dir) and the cause, in one line.
+
+    Tried rather than asked (os.access): root passes every permission check, and read-only or
+    full file systems only show themselves when written."""
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "exists and is" if blocker == path else f"is under {blocker}, which is"
+        raise PeerseqError(f"{what} {path}: {where} a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise PeerseqError(
+            f"{what} {path}: cannot write there ({e.strerror or e}); choose another directory"
+        ) from None

@@ -8,23 +8,29 @@ language code, and translations are kept in the supervision's custom fields by l
 (`custom: {de: "..."}` or lhotse's `custom: {translated_text: {de: "..."}}`).
 Output is written to a temporary sibling of DIR and renamed when complete. Running the same
 command again finds the finished directory and reuses it.
+
+prepare never deletes what it did not write: an existing DIR must be empty or an earlier peerseq
+corpus (its corpus.json); one prepared with other settings is replaced only with `force`, and
+only if it holds nothing but what prepare and training write there (OWNED).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import soundfile as sf
+import numpy as np
 from lhotse import CutSet
 
 from peerseq.data import manifest as mf
+from peerseq.data.audio import check_audio
 from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
-from peerseq.data.io import atomic_dir
+from peerseq.data.io import atomic_dir, ensure_writable_dir
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.errors import DataError
 from peerseq.paths import bundled_data_dir
@@ -42,11 +48,15 @@ class PrepareArgs:
     skip_invalid: bool = False
     split: str = "train"  # which split a user's manifest is
     num_workers: int = 2
+    force: bool = False  # replace an earlier peerseq corpus prepared with other settings
+    # lhotse audio sources other than local files: "command" runs a shell command the manifest
+    # names, "url" fetches at training time, "memory" holds bytes of unknown origin
+    allow_nonlocal_audio: bool = False
 
     def key(self) -> dict:
         """What makes two preparations the same (to reuse a finished one)."""
         d = asdict(self)
-        for k in ("out", "skip_invalid", "num_workers"):
+        for k in ("out", "skip_invalid", "num_workers", "force", "allow_nonlocal_audio"):
             d.pop(k)
         d["src"] = str(self.src_dir())
         return d
@@ -97,7 +107,7 @@ def _train_text_tokenizers(rows: list[dict], langs: list[str], out: Path, a: Pre
 
 
 def _prep_multi30k(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
-    splits = multi30k.load(a.src_dir(), a.limit)
+    splits = multi30k.load(a.src_dir(), a.limit, faults.notes)
     for split, rows in splits.items():
         mf.write_text(rows, out, split)
     _train_text_tokenizers(splits["train"], list(multi30k.LANGS), out, a)
@@ -105,7 +115,7 @@ def _prep_multi30k(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
 
 
 def _prep_multi30k_speech(a: PrepareArgs, out: Path, faults: mf.Faults, final: Path) -> dict:
-    splits = multi30k.load(a.src_dir(), a.limit)
+    splits = multi30k.load(a.src_dir(), a.limit, faults.notes)
     for split, rows in splits.items():
         cuts = multi30k_speech.synthesize(
             rows, out / "audio" / split, a.seed, a.num_workers, final / "audio" / split
@@ -126,28 +136,95 @@ CORPORA: dict[str, Callable] = {
 }
 
 
-def _check_user_cuts(cuts: CutSet, path: Path, faults: mf.Faults) -> CutSet:
-    """Every cut of a user's manifest has readable audio and a non-empty transcript."""
+def _recordings(cut) -> list:
+    """The recordings a cut reads: its own, or its tracks' (a MixedCut); padding reads none."""
+    if hasattr(cut, "tracks"):
+        return [t.cut.recording for t in cut.tracks if t.cut.has_recording]
+    return [cut.recording] if cut.has_recording else []
+
+
+def _check_recording(rec, allow_nonlocal: bool) -> None:
+    """The same checks as the bundled corpora's audio (peerseq.data.audio.check_audio), and the
+    manifest's claims (rate, length) against the file. Raises DataError naming what is wrong."""
+    if not (math.isfinite(rec.duration) and rec.duration > 0):
+        raise DataError(f"recording {rec.id}: duration {rec.duration}, expected > 0")
+    for src in rec.sources:
+        if src.type != "file":
+            if not allow_nonlocal:
+                raise DataError(
+                    f"recording {rec.id}: audio source of type '{src.type}' refused (only local "
+                    "files are read; 'command' would run a shell command from the manifest): "
+                    "pass --allow-nonlocal-audio if you trust this manifest"
+                )
+            try:
+                samples = rec.load_audio()
+            except Exception as e:  # whatever the source does wrong, it is this recording's
+                raise DataError(f"recording {rec.id}: cannot load its audio ({e})") from None
+            if samples.size == 0 or not np.isfinite(samples).all():
+                raise DataError(f"recording {rec.id}: empty audio or NaN/infinite samples")
+            continue
+        info = check_audio(src.source, channels=len(src.channels))
+        # a recording lhotse resampled (or sped up...) declares the rate and length after its
+        # transforms; the file has the rate before them
+        transforms = rec.transforms or []
+        first = transforms[0] if transforms else None
+        if isinstance(first, dict):
+            first = first.get("kwargs", first)
+            rate = first.get("source_sampling_rate", rec.sampling_rate)
+        else:
+            rate = getattr(first, "source_sampling_rate", rec.sampling_rate)
+        if info.sampling_rate != rate:
+            raise DataError(
+                f"recording {rec.id}: sampling_rate {rate} in the manifest, "
+                f"{info.sampling_rate} Hz in {src.source}"
+            )
+        if not transforms and abs(info.num_samples - rec.num_samples) > 0.025 * rate:
+            raise DataError(
+                f"recording {rec.id}: num_samples {rec.num_samples} in the manifest, "
+                f"{info.num_samples} in {src.source}"
+            )
+
+
+def _check_user_cuts(cuts: CutSet, path: Path, faults: mf.Faults, allow_nonlocal: bool) -> CutSet:
+    """Every cut of a user's manifest gets the checks the bundled corpora get: a non-empty
+    transcript, one channel, a positive duration inside its recording, and audio that is
+    readable, of the length and rate the manifest says, with finite samples. Each recording is
+    checked once, however many cuts read it. Features in the manifest are dropped: peerseq
+    computes its own (data.features) from the audio."""
+    checked: dict[str, str | None] = {}  # recording id -> its fault, None if fine
     keep = []
     for cut in cuts:
         try:
             if not mf.cut_text(cut):
-                raise DataError(f"{path}: cut {cut.id}: empty transcript (supervision text)")
-            if cut.has_recording:
-                for src in cut.recording.sources:
-                    if src.type == "file":
-                        try:
-                            sf.info(src.source)
-                        except Exception as e:
-                            raise DataError(
-                                f"{path}: cut {cut.id}: audio {src.source}: {e}"
-                            ) from None
-            elif not cut.has_features:
-                raise DataError(f"{path}: cut {cut.id}: has neither a recording nor features")
+                raise DataError("empty transcript (supervision text)")
+            if not (math.isfinite(cut.duration) and cut.duration > 0):
+                raise DataError(f"duration {cut.duration}, expected > 0")
+            channels = getattr(cut, "channel", None)  # a MonoCut may still name several
+            n = len(channels) if isinstance(channels, (list, tuple)) else cut.num_channels
+            if n != 1:
+                raise DataError(f"{n} channels, expected one (set the cut's channel)")
+            recs = _recordings(cut)
+            if not recs:
+                raise DataError("has no recording (peerseq computes features from the audio)")
+            for rec in recs:
+                if rec.id not in checked:
+                    try:
+                        _check_recording(rec, allow_nonlocal)
+                        checked[rec.id] = None
+                    except DataError as e:
+                        checked[rec.id] = str(e)
+                if checked[rec.id]:
+                    raise DataError(checked[rec.id])
+            if cut.has_recording and cut.end > cut.recording.duration + 1e-3:
+                raise DataError(
+                    f"ends at {cut.end:.3f} s, after its recording ({cut.recording.duration:.3f} s)"
+                )
         except DataError as e:
-            faults.handle(e)
+            faults.handle(DataError(f"{path}: cut {cut.id}: {e}"))
             continue
-        keep.append(cut)
+        keep.append(cut.drop_features() if cut.has_features else cut)
+    if not keep:
+        raise DataError(f"{path}: no usable cut left")
     return CutSet.from_cuts(keep)
 
 
@@ -173,7 +250,8 @@ def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
 def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     splits = manifest_splits(a.name, a.split) or {}
     for split, path in splits.items():
-        cuts = _check_user_cuts(mf.load_cutset(path), path, faults)
+        cuts = _check_user_cuts(mf.load_cutset(path), path, faults, a.allow_nonlocal_audio)
+        cuts = mf.resample_to_target(cuts, faults, str(path))
         mf.write_cuts(cuts, out, split)
         if split == "train":
             rows = [mf.text_row(c) for c in cuts]
@@ -195,14 +273,61 @@ def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     }
 
 
+# what prepare (and the feature cache of training) writes into a corpus directory: the only
+# entries a --force replacement may delete
+OWNED = re.compile(r"corpus\.json|(cuts|text)_[^/]+\.jsonl\.gz|tokenizers|audio|features_[a-z0-9]+")
+
+
+def _existing(out: Path, key: dict, force: bool) -> dict | None:
+    """The corpus.json of `out` if it was prepared with the same settings (reuse it); None if
+    `out` may be written. Raises DataError for anything prepare did not write."""
+    if not out.exists() and not out.is_symlink():
+        return None
+    if not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a directory; choose another --out")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return None
+    try:
+        meta = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or "args" not in meta:
+            raise ValueError("no 'args'")
+    except (OSError, ValueError):
+        raise DataError(
+            f"--out {out}: exists, is not empty and is not a peerseq corpus (no valid "
+            "corpus.json); prepare never overwrites it: choose another --out"
+        ) from None
+    if meta["args"] == key:
+        return meta
+    foreign = [e for e in entries if not OWNED.fullmatch(e)]
+    if foreign:
+        raise DataError(
+            f"--out {out}: holds files peerseq did not write ({', '.join(foreign[:5])}); it is "
+            "never replaced, not even with --force: choose another --out"
+        )
+    if not force:
+        differ = sorted(
+            k for k in key.keys() | meta["args"].keys() if key.get(k) != meta["args"].get(k)
+        )
+        raise DataError(
+            f"--out {out}: holds corpus '{meta.get('name')}' prepared with other settings "
+            f"(differs in: {', '.join(differ)}); pass --force to replace it, or choose "
+            "another --out"
+        )
+    return None
+
+
 def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
     """Prepare one corpus into a.out (atomically); returns the corpus.json contents."""
     out = Path(a.out)
-    if (out / "corpus.json").is_file():
-        meta = json.loads((out / "corpus.json").read_text())
-        if meta.get("args") == json.loads(json.dumps(a.key(), default=str)):
-            log(f"{a.name}: already prepared in {out}")
-            return meta
+    key = json.loads(json.dumps(a.key(), default=str))
+    meta = _existing(out, key, a.force)
+    ensure_writable_dir(out.parent, "--out")
+    if meta is not None:
+        log(f"{a.name}: already prepared in {out}")
+        return meta
+    if a.force and (out / "corpus.json").is_file():
+        log(f"--force: replacing the corpus in {out}")
     if a.name not in CORPORA and manifest_splits(a.name, a.split) is None:
         raise DataError(
             f"unknown corpus '{a.name}': expected one of {', '.join(CORPORA)} "
@@ -219,7 +344,7 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
             meta = _prep_manifest(a, tmp, faults)
         meta |= {
             "name": a.name,
-            "args": json.loads(json.dumps(a.key(), default=str)),
+            "args": key,
             "notes": faults.notes,
             "skipped": faults.skipped,
             "seconds": round(time.time() - start, 1),

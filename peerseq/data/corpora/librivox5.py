@@ -20,7 +20,7 @@ LINE = re.compile(r"^<s>(.*)</s>\s*\((\S+)\)\s*$")
 def load(src: Path, faults: Faults) -> dict[str, CutSet]:
     trans = src / "transcription"
     recs, sups = [], []
-    for i, line in enumerate(read_lines(trans), start=1):
+    for i, line in enumerate(read_lines(trans, faults.notes), start=1):
         if not line.strip():
             continue
         m = LINE.match(line.strip())

@@ -11,11 +11,14 @@ FILES = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 LANGS = ("en", "de", "fr")
 
 
-def load(src: Path, limit: int | None = None) -> dict[str, list[dict]]:
-    """{split: [{"id", "en", "de", "fr"}, ...]} (the first `limit` sentences of each split)."""
+def load(
+    src: Path, limit: int | None = None, notes: list[str] | None = None
+) -> dict[str, list[dict]]:
+    """{split: [{"id", "en", "de", "fr"}, ...]} (the first `limit` sentences of each split);
+    what was repaired on reading (a byte-order mark) is said in `notes`."""
     out = {}
     for split, stem in FILES.items():
-        rows = read_parallel({lang: src / f"{stem}.{lang}" for lang in LANGS})
+        rows = read_parallel({lang: src / f"{stem}.{lang}" for lang in LANGS}, notes=notes)
         rows = rows[:limit] if limit else rows
         out[split] = [{"id": f"m30k-{split}-{i:05d}", **r} for i, r in enumerate(rows)]
     return out
