@@ -9,11 +9,15 @@ Layout of one checkpoint, `run_dir/checkpoints/step-{step:08d}/`:
     state.json                 the caller's extra_state (epoch, best metric, sampler state, ...)
 
 Atomicity: everything is written into `.step-{step:08d}.partial-<random>` next to the final
-directory, fsynced, then renamed in one `os.rename`; the `latest` pointer is replaced with
-`os.replace`; old checkpoints are first renamed to `.step-*.deleting-*` and only then removed.
-A directory named `step-*` is therefore always complete, and a crash at any point leaves the
-previous set of checkpoints or the new one. Names starting with "." are never read. One process
-writes a run directory at a time (rank 0 under DDP).
+directory, fsynced, `complete.json` last (every file's name and size: the completion marker),
+then renamed in one `os.rename`; the `latest` pointer is replaced with `os.replace`; old
+checkpoints are first renamed to `.step-*.deleting-*` and only then removed. A crash at any point
+leaves the previous set of checkpoints or the new one, plus leftovers whose names start with "."
+(never read; `clean_leftovers` removes them). Resuming takes the newest *complete* `step-*`
+directory (its marker present and every file it lists of the listed size), never trusting the
+`latest` pointer, which a crash between the rename and its update leaves one step behind; the
+pointer is kept for people and scripts (its mtime is the time of the last save). One process
+writes a run directory at a time (rank 0 under DDP, under the run's lock).
 
 Tied weights: safetensors refuses two names for one storage. `save_weights` stores each storage
 once and records the other names in the file's metadata (`peerseq.aliases`, JSON alias ->
@@ -47,6 +51,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from peerseq.errors import PeerseqError
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+MARKER = "complete.json"
 _ALIASES_KEY = "peerseq.aliases"
 # JSON has no tuples and only string keys; lhotse's samplers keep random.getstate() tuples, which
 # random.setstate() accepts only as tuples, so both are tagged on the way out and rebuilt on load.
@@ -222,8 +227,10 @@ def save_checkpoint(
             _torch_save(obj, tmp / f"optim.{peer}.pt")
         if rng:
             _torch_save(_get_rng_state(), tmp / "rng.pt")
-        # state.json last: its presence marks a complete directory for latest_checkpoint
         _write_text(tmp / "state.json", state_json)
+        # the marker last: a directory without it, or whose files differ from it, is incomplete
+        sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
+        _write_text(tmp / MARKER, json.dumps({"step": step, "files": sizes}, indent=1))
         _fsync_dir(tmp)
         os.rename(tmp, final)
     except BaseException:
@@ -248,17 +255,43 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint named by `checkpoints/latest`, else the highest complete step, else None."""
-    root = Path(run_dir) / "checkpoints"
-    try:
-        name = (root / "latest").read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        name = ""
-    if _STEP_DIR.match(name) and _is_complete(root / name):
-        return root / name
+def latest_checkpoint(run_dir: str | os.PathLike, strict: bool = False) -> Path | None:
+    """The newest complete checkpoint of a run, else None. The `latest` pointer is not read: a
+    crash between a new directory's rename and the pointer's update leaves it one step behind.
+
+    strict (resuming): a `step-*` directory newer than that one which is not complete cannot
+    come from a crash (directories get their final name in one rename); it was edited, copied
+    or damaged, and raises PeerseqError saying how, rather than being passed over."""
     found = list_checkpoints(run_dir)
+    if strict:
+        root, newest = Path(run_dir) / "checkpoints", _step_of(found[-1]) if found else -1
+        for d in sorted(root.glob("step-*")) if root.is_dir() else []:
+            why = _why_incomplete(d) if _STEP_DIR.match(d.name) else None
+            if why and _step_of(d) > newest:
+                raise PeerseqError(
+                    f"{d}: not a complete checkpoint ({why}); it was edited or damaged after it "
+                    "was written: move it out of checkpoints/ to resume from the one before"
+                )
     return found[-1] if found else None
+
+
+def _step_of(directory: Path) -> int:
+    return int(_STEP_DIR.match(directory.name).group(1))
+
+
+def clean_leftovers(run_dir: str | os.PathLike) -> list[str]:
+    """Remove what crashed saves and prunes left in `checkpoints/` (partial and half-deleted
+    directories, temporary files); -> their names. Only for the process that holds the run's
+    lock: another writer's save in progress looks the same."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    gone = []
+    for d in sorted(root.glob(".*")):
+        if re.search(r"\.(partial|deleting)-|\.tmp$", d.name):
+            _remove(d)
+            gone.append(d.name)
+    return gone
 
 
 def load_checkpoint(
@@ -451,10 +484,26 @@ def _torch_load(file: Path) -> Any:
         # weights_only: tensors and plain containers only; any other global is refused
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for refused globals, RuntimeError for a bad zip
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PeerseqError(
-            f"{file}: refused or corrupt (loaded with weights_only=True): {first}"
-        ) from e
+        raise PeerseqError(f"{file}: {_load_failure(e)}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """What torch.load(weights_only=True) refused, in one line. torch's own message advises
+    loading with weights_only=False, which would run the code the file carries: never repeated
+    here. peerseq writes only tensors, numbers, strings and plain containers there."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(
+        r"Unsupported operand (\S+)", text
+    )
+    if found:
+        return (
+            f"refused: it asks to load {found.group(1)}, which is code or an object, not "
+            "checkpoint data (peerseq writes only tensors, numbers, strings and plain "
+            "containers there); the file was not written by peerseq or has been tampered with"
+        )
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = next((ln for ln in lines if "weights_only" not in ln), type(error).__name__)
+    return f"not a readable checkpoint file ({first[:200]})"
 
 
 def _write_text(file: Path, text: str, atomic: bool = False) -> None:
@@ -493,23 +542,57 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _is_complete(directory: Path) -> bool:
-    return (directory / "state.json").is_file() and any(directory.glob("model.*.safetensors"))
+    return directory.is_dir() and _why_incomplete(directory) is None
+
+
+def _why_incomplete(directory: Path) -> str | None:
+    """None if the marker is there and every file it lists has the size it lists, else what
+    differs. A checkpoint written before the marker existed counts when its state.json (written
+    last then) and weights are there."""
+    marker = directory / MARKER
+    if not marker.is_file():
+        if (directory / "state.json").is_file() and any(directory.glob("model.*.safetensors")):
+            return None
+        return f"no {MARKER}"
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, dict) or not files:
+            return f"{MARKER} lists no files"
+        for name, size in files.items():
+            f = directory / name
+            if not f.is_file():
+                return f"{name} is missing"
+            if f.stat().st_size != size:
+                return f"{name} has {f.stat().st_size} bytes, {MARKER} says {size}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{MARKER} unreadable ({e})"
+    return None
+
+
+def _remove(path: Path) -> None:
+    """Rename out of the way first, then delete: a crash mid-delete leaves a hidden leftover,
+    never a half-deleted directory under a name that is read."""
+    if path.is_dir() and not path.is_symlink():
+        doomed = path.with_name(f".{path.name.lstrip('.')}.deleting-{os.urandom(4).hex()}")
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _prune(root: Path, just_written: Path, step: int, keep_last: int | None) -> None:
     # leftovers of crashed saves/deletes at older steps; a newer one could be another writer's
-    for d in root.glob(".step-*"):
+    for d in root.glob(".*"):
         m = re.match(r"^\.step-(\d+)\.(partial|deleting)-", d.name)
-        if m and (int(m.group(1)) < step or m.group(2) == "deleting"):
-            shutil.rmtree(d, ignore_errors=True)
+        if (m and (int(m.group(1)) < step or m.group(2) == "deleting")) or (
+            d.name.startswith(".latest.") and d.name.endswith(".tmp")
+        ):
+            _remove(d)
     if keep_last is None:
         return
     done = [d for d in list_checkpoints(root.parent) if d != just_written]
     for d in done[: max(0, len(done) - (keep_last - 1))]:
-        # rename first: a crash mid-rmtree must not leave a half-deleted `step-*` directory
-        doomed = root / f".{d.name}.deleting-{os.urandom(4).hex()}"
-        os.rename(d, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        _remove(d)
 
 
 def _short(keys: list[str], n: int = 8) -> str:

@@ -1,0 +1,110 @@
+"""Crash injection for the checkpoint tests: the process dies (os._exit, no cleanup, no finally)
+right after the K-th file-system operation of the save of step STEP (or, K a name such as
+`rename`, the first operation of that name).
+
+    python -m tests.crashing STEP K cli ARGS...      peerseq's CLI (e.g. train CONFIG)
+    python -m tests.crashing STEP all scenario ROOT  tests.engine.test_checkpoint's scenario,
+        once into ROOT/count without crashing, then into ROOT/crash-K for every K: each in a
+        child forked from this process (imports are paid once); prints the operations counted
+        and each child's exit code
+
+The operations counted are every write that completes (a safetensors file, a torch.save, a text
+file), every rename/replace (a directory into place, a file into place, the `latest` pointer)
+and every removal (pruning) -- the points a power cut or kill -9 can fall between. K = 0 counts
+them without crashing and prints the count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import peerseq.engine.checkpoint as ck
+
+CRASH_CODE = 86
+tc = None  # tests.engine.test_checkpoint, imported once by the forking process
+
+
+def install(step: int, k: int | str) -> list[str]:
+    """Patch the operations; -> the list their names are appended to (during STEP's save)."""
+    seen: list[str] = []
+    active = [False]
+
+    def tick(name):
+        if active[0]:
+            seen.append(name)
+            if len(seen) == k or name == k:
+                sys.stdout.flush()
+                os._exit(CRASH_CODE)
+
+    def after(name, fn):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            tick(name)
+            return out
+
+        return wrapped
+
+    save = ck.save_checkpoint
+
+    def save_checkpoint(run_dir, at, *args, **kwargs):
+        active[0] = at == step
+        try:
+            return save(run_dir, at, *args, **kwargs)
+        finally:
+            active[0] = False
+
+    ck.save_checkpoint = save_checkpoint
+    ck.save_file = after("write safetensors", ck.save_file)
+    ck._torch_save = after("write torch", ck._torch_save)
+    ck._write_text = after("write text", ck._write_text)
+    os.rename = after("rename", os.rename)
+    os.replace = after("replace", os.replace)
+    shutil.rmtree = after("rmtree", shutil.rmtree)
+    os.unlink = after("unlink", os.unlink)
+    return seen
+
+
+def main(argv: list[str]) -> int:
+    step, k, mode, *rest = argv
+    if mode == "cli":
+        seen = install(int(step), int(k) if k.isdigit() else k)
+        import peerseq.train  # noqa: F401  (binds save_checkpoint after the patch)
+        from peerseq.cli import main as cli
+
+        code = cli(rest)
+        print(f"operations: {len(seen)}")
+        return code
+    root = Path(rest[0])
+    global tc
+    import tests.engine.test_checkpoint as tc
+
+    tc.scenario(root / "warm-up")  # torch's lazy set-up, once, before the forks (one thread)
+    count = _forked(int(step), 0, root / "count")
+    n = int((root / "count" / "operations").read_text())
+    codes = {j: _forked(int(step), j, root / f"crash-{j}") for j in range(1, n + 1)}
+    print(json.dumps({"operations": n, "count": count, "codes": codes}))
+    return 0
+
+
+def _forked(step: int, k: int, run_dir: Path) -> int:
+    """The scenario in a forked child crashing at operation k (0: none); -> its exit code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            seen = install(step, k)
+            tc.save_checkpoint = ck.save_checkpoint  # the name it imported, patched
+            tc.scenario(run_dir)
+            (run_dir / "operations").write_text(str(len(seen)))
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
