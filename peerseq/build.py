@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from peerseq.config import from_dict
 from peerseq.data.batching import (
     Batch,
     FieldSpec,
@@ -59,7 +60,8 @@ class Data:
                 raise PeerseqError(
                     f"data.corpus: {self.dir} is not a prepared corpus and data.prepare is empty"
                 )
-            prepare(PrepareArgs(out=self.dir, **cfg.prepare))
+            args = from_dict(PrepareArgs, {"out": self.dir, **cfg.prepare}, source="data.prepare")
+            prepare(args)
         self.meta = read_corpus_json(self.dir)
         self.speech = self.meta["kind"] == "speech" and speech
         self.tokenizers = {n: load_tokenizer(self.dir, f.tokenizer) for n, f in cfg.fields.items()}

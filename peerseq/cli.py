@@ -34,6 +34,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         skip_invalid=args.skip_invalid,
         split=args.split,
         num_workers=args.num_workers,
+        force=args.force,
+        allow_nonlocal_audio=args.allow_nonlocal_audio,
     )
     if args.sizes:
         a.sizes = args.sizes
@@ -149,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip (and count) invalid utterances instead of stopping",
     )
+    pp.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier peerseq corpus in --out prepared with other settings (a "
+        "directory peerseq did not write is never replaced)",
+    )
+    pp.add_argument(
+        "--allow-nonlocal-audio",
+        action="store_true",
+        help="accept manifest audio sources other than local files. Refused by default: a "
+        "lhotse 'command' source runs a shell command written in the manifest, a 'url' source "
+        "is fetched at training time, 'memory' holds bytes of unknown origin; use it only for "
+        "manifests you made yourself",
+    )
     pp.set_defaults(func=cmd_prepare)
 
     pt = sub.add_parser("train", help="train the peers of a config (any method)")
@@ -202,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except PeerseqError as e:
         print(f"peerseq: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # the file system said no (full disk, read-only, permission, a file where a directory
+        # belongs) somewhere no check could foresee: one line naming the path, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"peerseq: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

@@ -30,6 +30,11 @@ relative to the file). Their mappings are merged first, in order, then the file'
 top, recursively for mappings (a list or a scalar replaces). A recipe keeps its data and
 optimiser settings in one file and each method in a short one, as fairseq and ESPnet recipes do.
 
+Ranges: a field's metadata may bound it, checked when the config is built, before any work:
+``ge``/``gt``/``le``/``lt`` for a number (each item of a list), ``pattern`` (a regex the whole
+text must match) for a string; ``None`` passes where the annotation allows it. ``bounded()``
+makes such a field. Floats must be finite (``.nan``, ``.inf`` are refused everywhere).
+
 Floats: YAML 1.1 reads ``3e-4`` and ``1e5`` as strings. Here they are floats (as in YAML 1.2),
 in files and overrides alike, and ``save_config`` quotes strings that would read back as floats.
 """
@@ -39,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
@@ -50,7 +56,7 @@ import yaml
 
 from peerseq.errors import PeerseqError
 
-__all__ = ["from_dict", "load_config", "save_config", "to_dict"]
+__all__ = ["bounded", "from_dict", "load_config", "save_config", "to_dict"]
 
 T = TypeVar("T")
 
@@ -79,6 +85,16 @@ class _Invalid(Exception):
 
 
 # ---- public API ---------------------------------------------------------------------------
+
+
+def bounded(
+    default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **limits: Any
+) -> Any:
+    """A dataclass field whose value is checked against `limits` (ge, gt, le, lt, pattern)."""
+    unknown = set(limits) - set(_LIMITS) - {"pattern"}
+    if unknown:
+        raise TypeError(f"bounded: unknown limit(s) {sorted(unknown)}")
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=limits)
 
 
 def load_config(cls: type[T], yaml_path: str | Path | None, overrides: Iterable[str] = ()) -> T:
@@ -280,6 +296,7 @@ def _build(cls: type, value: Any, path: tuple) -> Any:
         if key not in fields:
             raise _Invalid(path + (str(key),), _unknown_key(key, fields))
         kwargs[key] = _convert(fields[key][0], v, path + (key,))
+        _check_limits(fields[key][1].metadata, kwargs[key], path + (key,))
     for name, (tp, f) in fields.items():
         if name not in kwargs and f.default is f.default_factory is dataclasses.MISSING:
             raise _Invalid(path + (name,), f"missing required field ({_name(tp)})", True)
@@ -317,6 +334,8 @@ def _convert(tp: Any, value: Any, path: tuple) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _Invalid(path, f"expected a finite number, got {value}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -359,6 +378,33 @@ def _convert(tp: Any, value: Any, path: tuple) -> Any:
     else:
         raise TypeError(f"peerseq.config does not support the annotation {tp!r} ({_fmt(path)})")
     raise _Invalid(path, f"expected {_name(tp)}, got {_got(value)}")
+
+
+_LIMITS = {
+    "ge": (lambda v, x: v >= x, ">="),
+    "gt": (lambda v, x: v > x, ">"),
+    "le": (lambda v, x: v <= x, "<="),
+    "lt": (lambda v, x: v < x, "<"),
+}
+
+
+def _check_limits(limits: Any, value: Any, path: tuple) -> None:
+    """A field's range (see module doc); each item of a list or tuple is checked."""
+    if not limits or value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_limits(limits, v, path + (i,))
+        return
+    pattern = limits.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        raise _Invalid(path, f"expected text matching {pattern}, got {value!r}")
+    wanted = [(k, x) for k, x in limits.items() if k in _LIMITS]
+    if not wanted or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if not all(_LIMITS[k][0](value, x) for k, x in wanted):
+        expected = " and ".join(f"{_LIMITS[k][1]} {x}" for k, x in wanted)
+        raise _Invalid(path, f"expected a value {expected}, got {value}")
 
 
 @functools.cache

@@ -4,6 +4,8 @@ choice and bf16 autocast."""
 from __future__ import annotations
 
 import contextlib
+import datetime
+import gc
 import os
 import warnings
 from dataclasses import dataclass
@@ -27,15 +29,56 @@ class Dist:
         if self.world_size > 1:
             dist.barrier()
 
+    def broadcast(self, obj):
+        """Rank 0's `obj` (a small picklable value) on every rank."""
+        if self.world_size == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
-def init_distributed(device: torch.device) -> Dist:
-    """Join the process group torchrun describes in the environment (single process otherwise)."""
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether `flag` is true on any rank (every rank gets the same answer)."""
+        if self.world_size == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+
+def init_distributed(device: torch.device, timeout: float | None = None) -> Dist:
+    """Join the process group torchrun describes in the environment (single process otherwise).
+
+    timeout (seconds): how long a collective waits for a rank that stopped answering before it
+    fails (gloo's own default is 30 minutes)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            timeout=datetime.timedelta(seconds=timeout) if timeout else None,
+        )
     return Dist(world, dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly, on every rank after a run that ended well (the caller
+    has dropped its DDP wrappers, whose reducers hold the group): a barrier, then the group is
+    destroyed while the interpreter is fully alive. Left to interpreter exit, gloo's worker
+    threads can outlive Python and abort the process (SIGABRT, "terminate called without an
+    active exception") after a run that finished."""
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether a collective failed because another rank did not answer in time."""
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("timed out" in text or "timeout" in text)
 
 
 def pick_device(spec: str) -> torch.device:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from peerseq.config import bounded
+
 
 @dataclass
 class FieldConfig:
@@ -31,15 +33,31 @@ class DataConfig:
     features: Literal["fbank80", "spec201"] = "fbank80"
     precompute: bool = True  # store lilcom features once, else compute on the fly
     cmvn: bool = True
-    max_frames: int = 20000  # speech batches: frames per batch, padding included
-    max_tokens: int = 4000  # text batches: tokens per batch, padding included
-    filter_max_frames: int | None = 3000
-    min_seconds: float | None = None
-    max_seconds: float | None = None
-    limit_train: int | None = None  # first N training utterances
-    limit_dev: int | None = None
-    limit_test: int | None = None  # first N test utterances (tests and quick looks only)
-    num_buckets: int = 10
+    max_frames: int = bounded(20000, ge=1)  # speech batches: frames per batch, padding included
+    max_tokens: int = bounded(4000, ge=1)  # text batches: tokens per batch, padding included
+    filter_max_frames: int | None = bounded(3000, ge=1)
+    min_seconds: float | None = bounded(None, ge=0)
+    max_seconds: float | None = bounded(None, gt=0)
+    limit_train: int | None = bounded(None, ge=1)  # first N training utterances
+    limit_dev: int | None = bounded(None, ge=1)
+    limit_test: int | None = bounded(None, ge=1)  # first N test utterances (tests, quick looks)
+    num_buckets: int = bounded(10, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.prepare:  # checked now, not when the corpus is first needed
+            from peerseq.config import from_dict
+            from peerseq.data.prepare import PrepareArgs
+            from peerseq.errors import PeerseqError
+
+            try:
+                from_dict(PrepareArgs, {"out": self.corpus, **self.prepare})
+            except PeerseqError as e:
+                raise ValueError(f"prepare.{e}") from None
+        if self.min_seconds is not None and self.max_seconds is not None:
+            if self.min_seconds >= self.max_seconds:
+                raise ValueError(
+                    f"min_seconds {self.min_seconds} must be below max_seconds {self.max_seconds}"
+                )
 
 
 @dataclass
@@ -50,7 +68,9 @@ class ModelConfig:
     init_from: str | None = None  # "RUN_DIR:peer": all weights from that run's checkpoint
     init_encoder_from: str | None = None  # "RUN_DIR:peer": encoder (+ front-end) only
     init_decoder_from: str | None = None  # "RUN_DIR:peer": decoder (+ output layer) only
-    mask_prob: float = 0.0  # em_network, encoder-decoder form: lambda of M(y, lambda)
+    mask_prob: float = bounded(
+        0.0, ge=0, le=1
+    )  # em_network, encoder-decoder form: lambda of M(y, lambda)
     # submodules taken from an earlier peer's model (the same objects, updated once per step),
     # e.g. {decoder: st, output_layer: st}: multi-task ST+MT with one shared decoder
     share: dict[str, str] = field(default_factory=dict)
@@ -62,22 +82,26 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    momentum: float = 0.9  # sgd
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    betas: list[float] = bounded(default_factory=lambda: [0.9, 0.98], ge=0, lt=1)
+    momentum: float = bounded(0.9, ge=0, lt=1)  # sgd
     schedule: Literal["inverse_sqrt", "epoch_decay", "constant"] = "inverse_sqrt"
-    warmup: int = 500  # steps of linear warm-up (inverse_sqrt)
-    decay: float = 0.95  # per epoch (epoch_decay; paper 003)
+    warmup: int = bounded(500, ge=0)  # steps of linear warm-up (inverse_sqrt)
+    decay: float = bounded(0.95, gt=0, le=1)  # per epoch (epoch_decay; paper 003)
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError(f"betas: expected 2 values, got {len(self.betas)}")
 
 
 @dataclass
 class DecodeConfig:
     metric: Literal["bleu", "chrf", "wer", "cer", "none"] = "bleu"
-    beam: int = 5
-    len_penalty: float = 1.0
-    max_len_a: float = 1.2
-    max_len_b: int = 10
+    beam: int = bounded(5, ge=1)
+    len_penalty: float = bounded(1.0, ge=0)
+    max_len_a: float = bounded(1.2, ge=0)
+    max_len_b: int = bounded(10, ge=0)
 
 
 @dataclass
@@ -87,8 +111,8 @@ class PeerConfig:
     reads_also: str | None = None  # with "@peer": a token field as second input (EM: target)
     predicts: str = "target"  # the token field it learns
     loss: Literal["nll", "ctc", "none"] = "nll"
-    loss_weight: float = 1.0
-    label_smoothing: float = 0.1
+    loss_weight: float = bounded(1.0, ge=0)
+    label_smoothing: float = bounded(0.1, ge=0, lt=1)
     trainable: bool = True
     optim: OptimConfig | None = None  # default: the experiment's optim
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -103,34 +127,41 @@ class LinkConfig:
     a: str
     b: str
     kind: Literal["kl", "kl_symmetric", "l2", "seqkd"] = "kl_symmetric"
-    weight: float = 1.0
+    weight: float = bounded(1.0, ge=0)
     schedule: Literal["constant", "warmup", "cyclical"] = "constant"
-    warmup: int = 1000  # schedule warmup
-    R: float = 0.5  # schedule cyclical (paper 000 Eq. 11-12)
-    C: int = 5000
-    temperature: float = 1.0
+    warmup: int = bounded(1000, ge=0)  # schedule warmup
+    R: float = bounded(0.5, gt=0, le=1)  # schedule cyclical (paper 000 Eq. 11-12)
+    C: int = bounded(5000, ge=1)
+    temperature: float = bounded(1.0, gt=0)
     grad: str = "both"
     name: str = ""
     cache: bool = True  # seqkd from a frozen teacher: decode the training set once, on disk
-    k: int = 1  # seqkd: hypotheses per utterance (CTC prefix beam search)
+    k: int = bounded(1, ge=1)  # seqkd: hypotheses per utterance (CTC prefix beam search)
 
 
 @dataclass
 class TrainConfig:
     update: Literal["joint", "alternating"] = "joint"
-    max_epochs: int = 10
-    max_steps: int | None = None
-    accum_steps: int = 1
-    clip_norm: float | None = 5.0
-    log_every: int = 10
-    valid_every: int | None = None  # steps; validation also runs at every epoch end
-    keep_last: int = 3
+    max_epochs: int = bounded(10, ge=1)
+    max_steps: int | None = bounded(None, ge=1)
+    accum_steps: int = bounded(1, ge=1)
+    clip_norm: float | None = bounded(5.0, gt=0)
+    log_every: int = bounded(10, ge=1)
+    valid_every: int | None = bounded(None, ge=1)  # steps; validation also at every epoch end
+    keep_last: int = bounded(3, ge=1)
     early_stop_peer: str | None = None
-    patience: int | None = None  # validations without improvement before stopping
-    seed: int = 1
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    patience: int | None = bounded(None, ge=1)  # validations without improvement before stop
+    seed: int = bounded(1, ge=0)
+    device: str = bounded("auto", pattern=r"auto|cpu|cuda(:[0-9]+)?|mps")
     bf16: bool = False
-    num_threads: int | None = None
+    num_threads: int | None = bounded(None, ge=1)
+    # steps in a row whose loss or gradient norm is not finite (each skipped, no update) after
+    # which the run stops with an error naming the last good checkpoint
+    max_bad_steps: int = bounded(5, ge=1)
+    # seconds a collective waits for a rank that stopped answering (torchrun); gloo's own
+    # default is 30 minutes. Validation runs on rank 0 while the others wait: raise it if a
+    # validation takes longer
+    collective_timeout: float = bounded(600.0, gt=0)
     # where frozen teachers' decoded training sets are cached (default RUN/pseudo_labels); runs
     # may share one folder: each file is named by the teacher's weights hash and decode settings
     pseudo_labels_dir: str | None = None

@@ -11,6 +11,7 @@ import torch
 
 from peerseq.build import Data, build_peers, reads_speech
 from peerseq.config import load_config
+from peerseq.data.io import atomic_dir
 from peerseq.decode.cascade import cascade
 from peerseq.distributed import pick_device
 from peerseq.engine.checkpoint import (
@@ -196,9 +197,10 @@ def average_run(run_dir: str | Path, last: int) -> Path:
     if not ckpts:
         raise PeerseqError(f"{run_dir}: no checkpoints to average")
     folder = run_dir / "averaged"
-    folder.mkdir(exist_ok=True)
     peers = sorted(p.name[len("model.") : -len(".safetensors")] for p in ckpts[-1].glob("model.*"))
-    for peer in peers:
-        save_weights(folder / f"model.{peer}.safetensors", average_checkpoints(ckpts, peer))
-    (folder / "from.json").write_text(json.dumps([c.name for c in ckpts]) + "\n")
+    # written beside and renamed when complete: a failure leaves the earlier averaged/ (or none)
+    with atomic_dir(folder) as tmp:
+        for peer in peers:
+            save_weights(tmp / f"model.{peer}.safetensors", average_checkpoints(ckpts, peer))
+        (tmp / "from.json").write_text(json.dumps([c.name for c in ckpts]) + "\n")
     return folder

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +27,19 @@ from peerseq.build import (
     check_method,
     reads_speech,
 )
-from peerseq.config import save_config
-from peerseq.distributed import Dist, autocast_factory, init_distributed, pick_device
+from peerseq.config import from_dict, save_config
+from peerseq.data.io import ensure_writable_dir
+from peerseq.distributed import (
+    Dist,
+    autocast_factory,
+    init_distributed,
+    is_timeout,
+    pick_device,
+    shutdown_distributed,
+)
 from peerseq.engine import pseudo_labels
 from peerseq.engine.checkpoint import (
+    clean_leftovers,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -36,7 +47,9 @@ from peerseq.engine.checkpoint import (
 )
 from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
+from peerseq.engine.run_lock import RunLock
 from peerseq.engine.update import UPDATE_RULES, Optimisation
+from peerseq.errors import PeerseqError
 from peerseq.evaluate import decode_peer, higher_is_better, score
 from peerseq.experiment import Experiment
 from peerseq.report.logger import RunLogger
@@ -54,6 +67,14 @@ class State:
     bad: int = 0
     done: bool = False
     history: list = field(default_factory=list)  # validation records
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
+    skipped_streak: int = 0  # ... of them in a row, up to the last step
+    metrics_lines: int | None = None  # metrics.jsonl lines written up to this checkpoint
+
+    def __post_init__(self) -> None:
+        for name in ("step", "epoch", "micro", "bad", "skipped_steps", "skipped_streak"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
 
 
 def seed_everything(seed: int) -> None:
@@ -63,15 +84,59 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, exp: Experiment):
+    """resume: continue from the run directory's newest complete checkpoint (a fresh start if
+    it has none). Without it, a directory that holds checkpoints is refused, before any work."""
+
+    def __init__(self, exp: Experiment, resume: bool = False):
         self.exp, t = exp, exp.train
+        self.resume_requested = resume
         self.device = pick_device(t.device)
         had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.dist: Dist = init_distributed(self.device)
+        self.dist: Dist = init_distributed(self.device, t.collective_timeout)
         self.owns_group = self.dist.world_size > 1 and not had_group  # destroyed after fit
+        self.run_dir = Path(exp.out_dir)
+        self.lock = self._claim_run_dir(resume)
+        try:
+            self._build()
+        except BaseException:
+            self.release()
+            raise
+
+    def _claim_run_dir(self, resume: bool) -> RunLock | None:
+        """Rank 0 checks the run directory can be written, takes its lock (held until the run
+        ends: a second run into it is refused) and removes what crashed saves left; every rank
+        learns the outcome."""
+        error, lock = None, None
+        if self.dist.main:
+            try:
+                ensure_writable_dir(self.run_dir, "out_dir")
+                lock = RunLock(self.run_dir).acquire()
+                steps = sorted((self.run_dir / "checkpoints").glob("step-*"))
+                if steps and not resume:
+                    raise PeerseqError(
+                        f"out_dir {self.run_dir}: holds the checkpoints of an earlier run "
+                        f"(newest {steps[-1].name}); add --resume to continue it, or train into "
+                        "another out_dir (or delete this one) to start over"
+                    )
+                clean_leftovers(self.run_dir)
+            except PeerseqError as e:
+                error = str(e)
+                if lock is not None:
+                    lock.release()
+        error = self.dist.broadcast(error)
+        if error:
+            raise PeerseqError(error)
+        return lock
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _build(self) -> None:
+        exp, t = self.exp, self.exp.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        self.run_dir = Path(exp.out_dir)
         self.data = Data(
             exp.data, t.seed, self.dist.world_size, self.dist.rank, speech=reads_speech(exp)
         )
@@ -85,6 +150,7 @@ class Trainer:
         self._setup_models_and_optimisers()
         self.labels = self._pseudo_labels()
         self.state = State()
+        self.log: RunLogger | None = None
 
     def _setup_models_and_optimisers(self) -> None:
         exp, seen = self.exp, set()
@@ -117,6 +183,7 @@ class Trainer:
             t.clip_norm,
             t.accum_steps,
             autocast_factory(self.device, t.bf16),
+            agree=lambda bad: self.dist.any(bad, self.device),
         )
 
     def _pseudo_labels(self) -> dict[str, dict]:
@@ -145,25 +212,56 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save(self) -> None:
+        """Rank 0 writes the checkpoint; every rank learns whether it could (a full disk stops
+        all of them at once, not one while the others wait for it)."""
+        error = None
         if self.dist.main:
-            save_checkpoint(
-                self.run_dir,
-                self.state.step,
-                self.models(),
-                self.optimizers,
-                self.schedulers,
-                self.state.__dict__,
-                keep_last=self.exp.train.keep_last,
-            )
-        self.dist.barrier()
+            self.state.metrics_lines = self.log.lines if self.log is not None else None
+            try:
+                save_checkpoint(
+                    self.run_dir,
+                    self.state.step,
+                    self.models(),
+                    self.optimizers,
+                    self.schedulers,
+                    self.state.__dict__,
+                    keep_last=self.exp.train.keep_last,
+                )
+            except OSError as e:  # full disk, read-only: the last complete checkpoint is intact
+                last = latest_checkpoint(self.run_dir)
+                error = (
+                    f"{e.filename or self.run_dir}: cannot write the checkpoint of step "
+                    f"{self.state.step} ({e.strerror or e}); the last complete one, "
+                    f"{last or 'none'}, is intact: free space and resume with --resume"
+                )
+        error = self.dist.broadcast(error)  # also the barrier
+        if error:
+            raise PeerseqError(error)
 
     def resume(self) -> bool:
-        ckpt = latest_checkpoint(self.run_dir)
+        ckpt = latest_checkpoint(self.run_dir, strict=True)
         if ckpt is None:
             return False
         extra = load_checkpoint(ckpt, self.models(), self.optimizers, self.schedulers)
-        self.state = State(**extra)
+        source = str(ckpt / "state.json")
+        self.state = from_dict(State, extra, source=source)
+        if self.state.step != int(ckpt.name.split("-")[1]):
+            raise PeerseqError(f"{source}: step {self.state.step}, expected {ckpt.name}'s step")
         return True
+
+    def _check_finite_weights(self) -> None:
+        """Non-finite weights are never validated, saved as best or checkpointed (every rank
+        checks its own copy, so all stop together)."""
+        bad = [
+            name
+            for name, model in self.models().items()
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        ]
+        if bad:
+            raise PeerseqError(
+                f"step {self.state.step}: the weights of {', '.join(bad)} are not finite; not "
+                f"saved. The last good checkpoint is {latest_checkpoint(self.run_dir) or 'none'}"
+            )
 
     # ---- validation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,7 +316,9 @@ class Trainer:
             return
         metric = self.exp.peers[name].decode.metric
         value = record[f"{name}/{metric}"]
-        better = s.best is None or (value > s.best if higher_is_better(metric) else value < s.best)
+        better = math.isfinite(value) and (
+            s.best is None or (value > s.best if higher_is_better(metric) else value < s.best)
+        )
         s.history.append({"step": s.step, f"{name}/{metric}": value})
         if better:
             s.best, s.best_step, s.bad = value, s.step, 0
@@ -245,6 +345,7 @@ class Trainer:
         is not validated twice (its checkpoint then replays the epoch end on resume)."""
         if self._saved_step == self.state.step:
             return
+        self._check_finite_weights()
         self.validate(log)
         self.save()
         self._saved_step = self.state.step
@@ -255,7 +356,16 @@ class Trainer:
             batch = pseudo_labels.attach(batch, teacher, labels)
         return batch
 
-    def fit(self, resume: bool = False) -> State:
+    def fit(self, resume: bool | None = None) -> State:
+        """Train to the end; the run directory's lock is released however this ends."""
+        try:
+            return self._fit(self.resume_requested if resume is None else resume)
+        finally:
+            if self.log is not None:
+                self.log.close()
+            self.release()
+
+    def _fit(self, resume: bool) -> State:
         exp, t, s = self.exp, self.exp.train, self.state
         resumed = resume and self.resume()
         if resumed:
@@ -263,7 +373,8 @@ class Trainer:
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(exp, self.run_dir / "config.yaml")
-        log = RunLogger(self.run_dir, self.dist.main, t.max_steps)
+        keep = s.metrics_lines if resumed else 0
+        log = self.log = RunLogger(self.run_dir, self.dist.main, t.max_steps, keep, s.step)
         self._saved_step = s.step if resumed else None
         if resumed:
             log.say(f"resuming at step {s.step}, epoch {s.epoch}" + (" (finished)" * s.done))
@@ -275,8 +386,12 @@ class Trainer:
             # Resuming mid-epoch: the sampler is deterministic for (seed, epoch), so skipping
             # the batches already consumed (metadata only, nothing is loaded) lands on the same
             # next batch. lhotse's own sampler state_dict() refuses token-constrained samplers.
-            for _ in range(s.micro):
-                next(batches)
+            for i in range(s.micro):
+                if next(batches, None) is None:
+                    raise PeerseqError(
+                        f"state.json of step {s.step}: micro {s.micro}, but epoch {s.epoch} "
+                        f"has only {i} batches (edited by hand, or other data?)"
+                    )
             for items in _continue(batches):
                 batch = self._attach(collate(items)).to(self.device)
                 s.micro += 1
@@ -286,6 +401,7 @@ class Trainer:
                     continue
                 s.step += 1
                 log.utts += len(batch)
+                self._count_skipped(log)
                 if s.step % t.log_every == 0:
                     log.record("train", s.step, terms, s.epoch)
                     log.progress(s.step, s.epoch, _shown(terms), 0)
@@ -299,18 +415,46 @@ class Trainer:
                 for opt in self.optimizers.values():  # an unfinished accumulation is dropped:
                     opt.zero_grad(set_to_none=True)  # a resumed run could not have it
                 self.opt.pending.clear()
+                self.opt.bad_loss = False
                 for name in self.per_epoch:  # per-epoch LR decay (paper 003: x0.95)
                     self.schedulers[name].step()
                 s.epoch, s.micro = s.epoch + 1, 0
                 log.record("epoch", s.step, {}, s.epoch)  # updates per epoch, for schedules
                 s.done = s.done or s.epoch >= t.max_epochs
                 self._validate_and_save(log)
-        log.close()
         if self.dist.world_size > 1:
             self._write_rank_checksums()
             if self.owns_group:
-                torch.distributed.destroy_process_group()
+                for peer in self.peers.values():  # the DDP wrappers hold the process group
+                    peer.model = unwrap(peer.model)
+                shutdown_distributed()
         return s
+
+    def _count_skipped(self, log: RunLogger) -> None:
+        """A step whose update was skipped (non-finite loss or gradient norm) is counted, said
+        and logged; train.max_bad_steps of them in a row stop the run (every rank decides the
+        same: the skip decision itself is agreed across ranks)."""
+        s, t = self.state, self.exp.train
+        skipped = self.opt.take_skipped()
+        if not skipped:
+            s.skipped_streak = 0
+            return
+        s.skipped_steps += 1
+        s.skipped_streak += 1
+        peers = ", ".join(sorted(set(skipped)))
+        log.record("skip", s.step, {"skipped_steps": s.skipped_steps}, s.epoch)
+        log.say(
+            f"step {s.step}: non-finite loss or gradient norm ({peers}): update skipped "
+            f"({s.skipped_streak} in a row, {s.skipped_steps} in all)"
+        )
+        if s.skipped_streak >= t.max_bad_steps:
+            last = latest_checkpoint(self.run_dir)
+            raise PeerseqError(
+                f"step {s.step}: {s.skipped_streak} steps in a row had a non-finite loss or "
+                f"gradient norm ({peers}; train.max_bad_steps={t.max_bad_steps}): stopped. The "
+                f"last good checkpoint is {last or 'none (no checkpoint yet)'}, kept; lower "
+                "optim.lr or set train.clip_norm, then continue with --resume"
+            )
 
     def _write_rank_checksums(self) -> None:
         """Every rank's checksums of its trainable peers' parameters -> run_dir/ddp_ranks.json
@@ -353,4 +497,14 @@ def _shown(terms: dict[str, float]) -> dict[str, float]:
 
 
 def train(exp: Experiment, resume: bool = False) -> State:
-    return Trainer(exp).fit(resume)
+    try:
+        return Trainer(exp, resume).fit()
+    except RuntimeError as e:
+        if not is_timeout(e):
+            raise
+        raise PeerseqError(
+            f"rank {os.environ.get('RANK', '0')}: a collective operation timed out after "
+            f"train.collective_timeout={exp.train.collective_timeout:g} s: another rank stopped, "
+            "crashed or is far slower (validation runs on rank 0 alone: raise the setting if it "
+            f"takes longer) ({str(e).splitlines()[0][:200]})"
+        ) from None

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,57 @@ def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path):
             torch.testing.assert_close(
                 one[peer][name], w, atol=1e-5, rtol=1e-4, msg=lambda m, w=where: f"{w}: {m}"
             )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_stopped_rank_times_out_with_a_clear_error(tmp_path):
+    """Rank 1 is stopped (SIGSTOP, not killed) mid-run: rank 0 gives up after
+    train.collective_timeout and exits 2 with one line naming the setting, rather than waiting
+    gloo's 30 minutes."""
+    corpus = tmp_path / "multi30k-64"
+    prepare(PrepareArgs(name="multi30k", out=corpus, limit=64, vocab_size=200))
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "run", corpus=corpus, steps=10_000))
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "WORLD_SIZE": "2",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        argv = [sys.executable, "-m", "peerseq", "train", str(cfg)]
+        argv += ["train.collective_timeout=4", "train.max_epochs=1000"]
+        procs.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
+    try:
+        deadline = time.time() + 120
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        while time.time() < deadline and not (metrics.is_file() and metrics.stat().st_size):
+            assert all(p.poll() is None for p in procs), procs[0].stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        os.kill(procs[1].pid, signal.SIGSTOP)
+        stopped = time.time()
+        code = procs[0].wait(timeout=60)
+        waited = time.time() - stopped
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    err = procs[0].stderr.read().decode().strip().splitlines()
+    assert code == 2, err[-20:]
+    assert "Traceback" not in "\n".join(err)
+    assert "train.collective_timeout=4 s" in err[-1] and err[-1].startswith("peerseq: error:")
+    assert waited < 30

@@ -31,27 +31,54 @@ from peerseq.models.output import SeqOutput
 class Optimisation:
     """Per-peer optimisers and LR schedulers (a peer whose parameters all belong to another's
     optimiser, such as EM-Network's seq inside em, has none), gradient clipping, accumulation,
-    and the autocast context (bf16) forward passes run in."""
+    the autocast context (bf16) forward passes run in, and the guard against non-finite steps.
+
+    Non-finite steps: an update whose loss (any micro-batch of it) or gradient norm is NaN or
+    infinite is skipped: gradients dropped, optimiser and LR scheduler untouched. `agree` makes
+    every DDP rank take the same decision (any rank's bad loss skips the update everywhere); the
+    names of the skipped peers collect in `skipped` until the loop takes them."""
 
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     clip_norm: float | None = None
     accum_steps: int = 1
     autocast: Callable[[], object] = nullcontext
+    agree: Callable[[bool], bool] = bool  # DDP: all-reduce "any rank bad"
     pending: list[Batch] = field(default_factory=list)  # alternating: this step's micro-batches
+    bad_loss: bool = False  # a loss since the last update was not finite
+    skipped: list[str] = field(default_factory=list)
 
     def step(self, names: list[str]) -> None:
-        for name in names:
-            opt = self.optimizers.get(name)
-            if opt is None:
+        named = [(n, self.optimizers[n]) for n in names if n in self.optimizers]
+        if not named:
+            return
+        finite = not self.bad_loss
+        for _, opt in named:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            if not grads:
                 continue
-            if self.clip_norm:
+            if self.clip_norm:  # clips in place; the norm it returns is the one before clipping
                 params = [p for g in opt.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+                norm = torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+            else:
+                norm = torch.nn.utils.get_total_norm(grads)
+            finite = finite and bool(torch.isfinite(norm))
+        bad = self.agree(not finite)
+        self.bad_loss = False
+        for name, opt in named:
+            if bad:
+                opt.zero_grad(set_to_none=True)
+                self.skipped.append(name)
+                continue
             opt.step()
             opt.zero_grad(set_to_none=True)
             if name in self.schedulers:  # per-step LR schedules (per-epoch ones: the loop)
                 self.schedulers[name].step()
+
+    def take_skipped(self) -> list[str]:
+        """The peers whose update was skipped since the last call (and forget them)."""
+        out, self.skipped = self.skipped, []
+        return out
 
 
 def _forward(peer: Peer, batch: Batch, grad: bool, autocast, outputs=None) -> SeqOutput:
@@ -93,7 +120,7 @@ def joint(
         if peer.trainable:
             outputs[name] = _forward(peer, batch, True, opt.autocast, outputs)
     terms = objective(peers, links, outputs, batch, step)
-    _backward(terms["total"], opt.accum_steps)
+    _backward(terms["total"], opt)
     if step_now:
         opt.step([n for n, p in peers.items() if p.trainable])
     return _floats(terms)
@@ -126,7 +153,7 @@ def alternating(
     for i, name in enumerate(order):
         view = {**outputs, **current, name: live[name]}
         terms = objective(peers, links, view, batch, step, for_peer=name)
-        _backward(terms["total"], opt.accum_steps)
+        _backward(terms["total"], opt)
         logged |= {f"{name}:{k}" if k == "total" else k: v for k, v in _floats(terms).items()}
         if step_now:
             opt.step([name])
@@ -159,7 +186,7 @@ def _alternating_accumulated(
                     current[m][other] = _forward(peers[other], b, False, ac, view)
                 view[other] = current[m][other]
             terms = objective(peers, links, view, b, step, for_peer=name)
-            _backward(terms["total"], opt.accum_steps)
+            _backward(terms["total"], opt)
             for k, v in _floats(terms).items():
                 key = f"{name}:{k}" if k == "total" else k
                 sums[key] = sums.get(key, 0.0) + v / len(batches)
@@ -169,11 +196,15 @@ def _alternating_accumulated(
     return sums
 
 
-def _backward(total: torch.Tensor, accum_steps: int) -> None:
+def _backward(total: torch.Tensor, opt: Optimisation) -> None:
     """Backward of one (micro-)batch; a turn with no term that reaches a trainable parameter
-    (e.g. a peer with loss "none" and no link) has nothing to do."""
+    (e.g. a peer with loss "none" and no link) has nothing to do. A non-finite loss is still
+    back-propagated (under DDP every rank must join the gradient all-reduce) and marks the
+    update for skipping."""
     if total.requires_grad:
-        (total / accum_steps).backward()
+        if not bool(torch.isfinite(total.detach())):
+            opt.bad_loss = True
+        (total / opt.accum_steps).backward()
 
 
 def _detached(out: SeqOutput) -> SeqOutput:

@@ -11,19 +11,37 @@ from pathlib import Path
 
 from rich.console import Console
 
+from peerseq.data.io import atomic_write_text
+
 
 class RunLogger:
-    def __init__(self, run_dir: Path, enabled: bool = True, total_steps: int | None = None):
+    """keep: the metrics.jsonl lines a resumed run keeps -- the number its checkpoint recorded
+    (`lines` at save time); lines written after that checkpoint are dropped, so a resumed run's
+    records are those of an uninterrupted one. keep=None (a checkpoint from before this count
+    existed): records up to `resumed_step`. TensorBoard events after `resumed_step` are purged.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        enabled: bool = True,
+        total_steps: int | None = None,
+        keep: int | None = 0,
+        resumed_step: int = 0,
+    ):
         self.enabled = enabled
         self.total = total_steps
         self.console = Console(width=max(Console().width, 130))
         self.start = time.time()
         self.utts = 0
+        self.lines = 0
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.jsonl = open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            path = Path(run_dir) / "metrics.jsonl"
+            self.lines = _truncate(path, keep, resumed_step)
+            self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_step + 1)
 
     def record(self, split: str, step: int, values: dict[str, float], epoch: int) -> None:
         if not self.enabled:
@@ -36,6 +54,7 @@ class RunLogger:
             + "\n"
         )
         self.jsonl.flush()
+        self.lines += 1
         for k, v in values.items():
             if isinstance(v, int | float):
                 self.tb.add_scalar(f"{split}/{k}", v, step)
@@ -65,6 +84,29 @@ class RunLogger:
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
+
+
+def _truncate(path: Path, keep: int | None, resumed_step: int) -> int:
+    """Keep the first `keep` lines of metrics.jsonl (keep=None: the records up to resumed_step),
+    rewritten atomically when anything goes; -> the number of lines kept."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if keep is None:
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line).get("step", 0) > resumed_step:
+                    break
+            except (json.JSONDecodeError, AttributeError):
+                break
+            kept.append(line)
+    else:
+        kept = lines[:keep]
+    kept = [x if x.endswith("\n") else x + "\n" for x in kept]
+    if len(kept) != len(lines) or "".join(kept) != "".join(lines):
+        atomic_write_text(path, "".join(kept))
+    return len(kept)
 
 
 def read_metrics(path: str | Path) -> list[dict]:

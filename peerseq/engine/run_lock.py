@@ -1,0 +1,82 @@
+"""One writer per run directory: an OS-level lock held for the life of a training run.
+
+`RUN/.lock` is locked with flock(2) (fcntl). The kernel releases the lock when the process ends,
+however it ends (exit, exception, kill -9), so a crash never leaves a stale lock to delete by
+hand. The file's text names the holder (pid, host, start time, command) for the error a second
+run gets; the text is advice, the flock is the lock. flock is advisory and local to a machine
+(on NFS it may not exclude a writer on another host): this guards against a user's mistakes, two
+jobs started into one `out_dir`, not against a hostile process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from peerseq.errors import PeerseqError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked
+    fcntl = None
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """`with RunLock(run_dir):` or `acquire()` / `release()`; raises PeerseqError naming the
+    holder when another process holds the lock."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read(fd)
+                os.close(fd)
+                raise PeerseqError(
+                    f"{self.path.parent}: another run is writing this directory ({holder}); "
+                    "wait for it to end, or train into another out_dir"
+                ) from None
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+    def __del__(self) -> None:  # a Trainer built but never fit, then dropped
+        self.release()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"pid {info['pid']} on {info['host']} since {info['since']}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"

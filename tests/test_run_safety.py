@@ -1,0 +1,250 @@
+"""A training run loses nothing and never runs silently wrong: crash windows of a save, one
+writer per run directory, non-finite steps, bad settings refused before any work, metrics
+without duplicates after a resume, file-system faults as one-line errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from peerseq.cli import main
+from peerseq.config import load_config
+from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.engine.checkpoint import latest_checkpoint, list_checkpoints, load_weights
+from peerseq.experiment import Experiment
+from peerseq.train import train
+from tests.crashing import CRASH_CODE
+from tests.test_train import write_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """The tiny multi30k of tests/test_train.py, prepared once for this module."""
+    folder = tmp_path_factory.mktemp("m30k") / "m30k"
+    prepare(PrepareArgs("multi30k", folder, limit=64, vocab_size=200))  # as write_config's
+    return folder
+
+
+def records(run: Path) -> list[dict]:
+    """metrics.jsonl without its wall-clock times."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+def crash_run(step: int, at: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.crashing", str(step), at, "cli", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def whole(corpus, tmp_path_factory) -> Path:
+    """An uninterrupted run, logging every step: what every interrupted one must end as."""
+    folder = tmp_path_factory.mktemp("whole")
+    cfg = write_config(folder, corpus, folder / "whole", log_every=1)
+    assert train(load_config(Experiment, cfg, [])).step > 8
+    return folder / "whole"
+
+
+@pytest.mark.parametrize("at", ["rename", "write text"])
+def test_a_crash_in_a_save_resumes_bit_identically_with_each_record_once(
+    tmp_path, corpus, whole, at
+):
+    """kill -9 (os._exit) in the save of step 8: right after step-8 is renamed into place with
+    `latest` still naming step-4 (the window of the issue), or after its first text file is
+    written (records logged since step 4 are then in metrics.jsonl but not in a checkpoint).
+    The resumed run ends with the uninterrupted run's weights and metrics records, none twice."""
+    cut = write_config(tmp_path, corpus, tmp_path / "cut", log_every=1)
+    proc = crash_run(8, at, "train", str(cut))
+    assert proc.returncode == CRASH_CODE, proc.stderr[-2000:]
+    root = tmp_path / "cut" / "checkpoints"
+    assert (root / "latest").read_text().strip() == "step-00000004"
+    assert (root / "step-00000008").is_dir() == (at == "rename")
+    assert any(r["step"] > 4 for r in records(tmp_path / "cut"))
+
+    assert main(["train", str(cut), "--resume"]) == 0
+    a = load_weights(latest_checkpoint(whole) / "model.mt.safetensors")
+    b = load_weights(latest_checkpoint(tmp_path / "cut") / "model.mt.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert records(tmp_path / "cut") == records(whole)
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # leftovers cleaned
+
+
+def test_one_writer_per_run_directory(tmp_path, corpus, capsys):
+    """A second run into a directory in use is refused naming the holder; the lock goes with
+    its holder, even when it is killed."""
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=50)
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "peerseq", "train", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.time() + 120
+        while not list_checkpoints(tmp_path / "run") and time.time() < deadline:
+            assert holder.poll() is None, holder.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        before = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+        assert main(["train", str(cfg), "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert f"another run is writing this directory (pid {holder.pid} " in err
+        assert len(err.strip().splitlines()) == 1
+        assert holder.poll() is None  # the holder was not disturbed
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) >= before[:1]
+    # killed: the kernel released its lock; the run resumes
+    assert main(["train", str(cfg), "train.max_epochs=1", "--resume"]) == 0
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(tmp_path, corpus, capsys):
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=1)
+    assert main(["train", str(cfg)]) == 0
+    root = tmp_path / "run" / "checkpoints"
+    before = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
+    config_before = (tmp_path / "run" / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", str(cfg), "optim.lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoints of an earlier run" in err and "--resume" in err
+    assert "another out_dir" in err
+    assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == before
+    assert (tmp_path / "run" / "config.yaml").read_text() == config_before
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, corpus, capsys):
+    """At a learning rate of 1e4 the loss turns NaN within a few steps: each such step is
+    skipped and logged, and after train.max_bad_steps in a row the run stops with exit 2, its
+    last good checkpoint kept and finite."""
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", log_every=1, early_stop_peer="mt")
+    overrides = ["optim.lr=1e4", "train.clip_norm=null", "train.max_bad_steps=4"]
+    assert main(["train", str(cfg), *overrides]) == 2
+    out, err = capsys.readouterr()
+    assert "update skipped" in out
+    assert "4 steps in a row had a non-finite loss or gradient norm" in err
+    last = latest_checkpoint(tmp_path / "run")
+    assert last is not None and str(last) in err
+    rows = records(tmp_path / "run")
+    skips = [r for r in rows if r["split"] == "skip"]
+    assert [r["skipped_steps"] for r in skips] == [1, 2, 3, 4]
+    for folder in (last, tmp_path / "run" / "best"):
+        weights = load_weights(folder / "model.mt.safetensors")
+        assert all(bool(torch.isfinite(w).all()) for w in weights.values()), folder
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.accum_steps=0", "train.accum_steps"),
+        ("train.log_every=0", "train.log_every"),
+        ("optim.lr=-1", "optim.lr"),
+        ("data.max_frames=0", "data.max_frames"),
+        ("train.keep_last=0", "train.keep_last"),
+        ("optim.lr=.nan", "optim.lr"),
+        ("optim.betas=[0.9, 1.5]", "optim.betas[1]"),
+        ("links=[{a: mt, b: mt, temperature: 0}]", "links[0].temperature"),
+        ("train.device=gpu0", "train.device"),
+        ("data.prepare.vocab=100", "prepare.vocab: unknown key"),
+    ],
+)
+def test_out_of_range_settings_are_refused_before_any_work(tmp_path, capsys, override, key):
+    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / "run")
+    assert main(["train", str(cfg), override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0], err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "m30k").exists()
+
+
+def test_a_hand_edited_state_json_is_named(tmp_path, corpus, capsys):
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=1)
+    assert main(["train", str(cfg)]) == 0
+    ckpt = latest_checkpoint(tmp_path / "run")
+    state = json.loads((ckpt / "state.json").read_text())
+    state["epoch"] = "one"
+    (ckpt / "state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--resume"]) == 2  # its size no longer matches the marker
+    assert f"{ckpt}: not a complete checkpoint (state.json has" in capsys.readouterr().err
+    marker = json.loads((ckpt / "complete.json").read_text())
+    marker["files"]["state.json"] = (ckpt / "state.json").stat().st_size
+    (ckpt / "complete.json").write_text(json.dumps(marker))  # edited consistently
+    assert main(["train", str(cfg), "--resume"]) == 2
+    assert "state.json: epoch: expected int, got 'one'" in capsys.readouterr().err
+
+
+def test_file_system_faults_are_one_line_errors(tmp_path, corpus, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("x")
+    cfg = write_config(tmp_path, corpus, tmp_path / "a-file" / "run")
+    assert main(["train", str(cfg)]) == 2
+    assert "is under " in capsys.readouterr().err
+    cfg = write_config(tmp_path, corpus, Path("/proc/peerseq-run"))
+    assert main(["train", str(cfg)]) == 2
+    assert "/proc/peerseq-run: cannot write there" in capsys.readouterr().err
+
+    # a full disk during the second save: one line naming the file, the first checkpoint intact
+    import peerseq.engine.checkpoint as ck
+
+    real, calls = ck._torch_save, []
+
+    def full(obj, file):
+        calls.append(file)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        real(obj, file)
+
+    monkeypatch.setattr(ck, "_torch_save", full)
+    cfg = write_config(tmp_path, corpus, tmp_path / "full")
+    assert main(["train", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    assert "step-00000004, is intact" in err[0]
+    root = tmp_path / "full" / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000004"]
+
+
+def test_a_failed_average_leaves_nothing(tmp_path, corpus, capsys, monkeypatch):
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=1)
+    assert main(["train", str(cfg)]) == 0
+
+    def broken(path, state):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("peerseq.runs.save_weights", broken)
+    assert main(["average", str(tmp_path / "run"), "--last", "2"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not [p for p in (tmp_path / "run").iterdir() if "averaged" in p.name]
+
+
+def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
+    """The lock is the kernel's: SIGKILL releases it, no stale lock file to delete by hand."""
+    code = (
+        "import sys, time; from peerseq.engine.run_lock import RunLock; "
+        f"lock = RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    from peerseq.engine.run_lock import RunLock
+    from peerseq.errors import PeerseqError
+
+    with pytest.raises(PeerseqError, match=f"pid {proc.pid} on "):
+        RunLock(tmp_path).acquire()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    RunLock(tmp_path).acquire().release()
