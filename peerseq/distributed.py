@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import gc
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -62,7 +63,7 @@ def init_distributed(device: torch.device, timeout: float | None = None) -> Dist
     return Dist(world, dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(barrier: bool = True) -> None:
     """Leave the process group cleanly, on every rank after a run that ended well (the caller
     has dropped its DDP wrappers, whose reducers hold the group): a barrier, then the group is
     destroyed while the interpreter is fully alive. Left to interpreter exit, gloo's worker
@@ -70,15 +71,18 @@ def shutdown_distributed() -> None:
     active exception") after a run that finished."""
     if not dist.is_initialized():
         return
-    dist.barrier()
+    if barrier:  # after a run that ended well every rank is here; after an error, not waited
+        dist.barrier()
     gc.collect()
     dist.destroy_process_group()
 
 
 def is_timeout(error: BaseException) -> bool:
     """Whether a collective failed because another rank did not answer in time."""
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and ("timed out" in text or "timeout" in text)
+    # gloo: "Timed out waiting 4000ms for recv operation", "Application timeout caused pair
+    # closure"; nccl's watchdog: "Watchdog caught collective operation timeout"
+    found = re.search(r"timed out|timeout caused|operation timeout", str(error), re.I)
+    return isinstance(error, RuntimeError) and found is not None
 
 
 def pick_device(spec: str) -> torch.device:

@@ -28,7 +28,7 @@ from peerseq.build import (
     reads_speech,
 )
 from peerseq.config import from_dict, save_config
-from peerseq.data.io import ensure_writable_dir
+from peerseq.data.io import atomic_dir, ensure_writable_dir
 from peerseq.distributed import (
     Dist,
     autocast_factory,
@@ -75,6 +75,8 @@ class State:
         for name in ("step", "epoch", "micro", "bad", "skipped_steps", "skipped_streak"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.metrics_lines is not None and self.metrics_lines < 0:
+            raise ValueError(f"metrics_lines: expected >= 0, got {self.metrics_lines}")
 
 
 def seed_everything(seed: int) -> None:
@@ -95,11 +97,14 @@ class Trainer:
         self.dist: Dist = init_distributed(self.device, t.collective_timeout)
         self.owns_group = self.dist.world_size > 1 and not had_group  # destroyed after fit
         self.run_dir = Path(exp.out_dir)
-        self.lock = self._claim_run_dir(resume)
+        self.lock = None
         try:
+            self.lock = self._claim_run_dir(resume)
             self._build()
         except BaseException:
             self.release()
+            if self.owns_group:  # every rank raises here together: no barrier to wait at
+                shutdown_distributed(barrier=False)
             raise
 
     def _claim_run_dir(self, resume: bool) -> RunLock | None:
@@ -119,8 +124,8 @@ class Trainer:
                         "another out_dir (or delete this one) to start over"
                     )
                 clean_leftovers(self.run_dir)
-            except PeerseqError as e:
-                error = str(e)
+            except (PeerseqError, OSError) as e:
+                error = _one_line(e)
                 if lock is not None:
                     lock.release()
         error = self.dist.broadcast(error)
@@ -230,10 +235,12 @@ class Trainer:
             except OSError as e:  # full disk, read-only: the last complete checkpoint is intact
                 last = latest_checkpoint(self.run_dir)
                 error = (
-                    f"{e.filename or self.run_dir}: cannot write the checkpoint of step "
-                    f"{self.state.step} ({e.strerror or e}); the last complete one, "
-                    f"{last or 'none'}, is intact: free space and resume with --resume"
+                    f"{e.filename or self.run_dir}: {e.strerror or e} while saving step "
+                    f"{self.state.step}; the newest complete checkpoint, {last or 'none'}, is "
+                    "intact: free space and continue with --resume"
                 )
+            except PeerseqError as e:
+                error = str(e)
         error = self.dist.broadcast(error)  # also the barrier
         if error:
             raise PeerseqError(error)
@@ -264,49 +271,59 @@ class Trainer:
             )
 
     # ---- validation --------------------------------------------------------------------------
-    @torch.no_grad()
     def validate(self, log: RunLogger) -> dict[str, float]:
-        exp, data = self.exp, self.data
-        record: dict[str, float] = {}
+        """Rank 0 validates (and keeps the best weights) while the others wait; every rank
+        learns whether to stop, and any error rank 0 met (they all stop with it)."""
+        record, error = {}, None
         if self.dist.main:
-            for p in self.peers.values():
-                unwrap(p.model).eval()
-            # the plain models, not their DDP wrappers: only this rank validates, and a DDP
-            # forward could start a collective (buffer broadcast) the other ranks never join
-            peers = {
-                n: dataclasses.replace(p, model=unwrap(p.model)) for n, p in self.peers.items()
-            }
-            sums, n = {}, 0
-            for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
-                # no cached teacher labels on dev: a seqkd link decodes the teacher online
-                batch = batch.to(self.device)
-                outs = {}
-                for name, p in peers.items():
-                    outs[name] = p.forward(batch, outs)
-                for k, v in objective(peers, self.links, outs, batch, self.state.step).items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
-                n += len(batch)
-            record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
-            for name, peer in peers.items():
-                metric = exp.peers[name].decode.metric
-                if metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
-                    continue
-                column = exp.data.fields[peer.predicts].column
-                decoded = decode_peer(
-                    peer,
-                    data.batches(exp.data.dev_split, exp.data.limit_dev),
-                    data.tokenizers[peer.predicts],
-                    column,
-                    exp.peers[name].decode,
-                    self.device,
-                )
-                record[f"{name}/{metric}"] = score(decoded, metric)[0]
-            for p in self.peers.values():
-                unwrap(p.model).train(p.trainable)
-            log.record("dev", self.state.step, record, self.state.epoch)
-            log.say("dev " + " ".join(f"{k} {v:.3f}" for k, v in record.items()))
-            self._early_stopping(record)
-        self._sync_done()
+            try:
+                record = self._validate_here(log)
+            except (PeerseqError, OSError) as e:
+                error = _one_line(e)
+        done, error = self.dist.broadcast((self.state.done, error))
+        self.state.done = done
+        if error:
+            raise PeerseqError(error)
+        return record
+
+    @torch.no_grad()
+    def _validate_here(self, log: RunLogger) -> dict[str, float]:
+        exp, data = self.exp, self.data
+        for p in self.peers.values():
+            unwrap(p.model).eval()
+        # the plain models, not their DDP wrappers: only this rank validates, and a DDP
+        # forward could start a collective (buffer broadcast) the other ranks never join
+        peers = {n: dataclasses.replace(p, model=unwrap(p.model)) for n, p in self.peers.items()}
+        sums, n = {}, 0
+        for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
+            # no cached teacher labels on dev: a seqkd link decodes the teacher online
+            batch = batch.to(self.device)
+            outs = {}
+            for name, p in peers.items():
+                outs[name] = p.forward(batch, outs)
+            for k, v in objective(peers, self.links, outs, batch, self.state.step).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
+            n += len(batch)
+        record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
+        for name, peer in peers.items():
+            metric = exp.peers[name].decode.metric
+            if metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
+                continue
+            column = exp.data.fields[peer.predicts].column
+            decoded = decode_peer(
+                peer,
+                data.batches(exp.data.dev_split, exp.data.limit_dev),
+                data.tokenizers[peer.predicts],
+                column,
+                exp.peers[name].decode,
+                self.device,
+            )
+            record[f"{name}/{metric}"] = score(decoded, metric)[0]
+        for p in self.peers.values():
+            unwrap(p.model).train(p.trainable)
+        log.record("dev", self.state.step, record, self.state.epoch)
+        log.say("dev " + " ".join(f"{k} {v:.3f}" for k, v in record.items()))
+        self._early_stopping(record)
         return record
 
     def _early_stopping(self, record: dict[str, float]) -> None:
@@ -322,23 +339,17 @@ class Trainer:
         s.history.append({"step": s.step, f"{name}/{metric}": value})
         if better:
             s.best, s.best_step, s.bad = value, s.step, 0
-            for peer, model in self.models().items():
-                save_weights(
-                    self.run_dir / "best" / f"model.{peer}.safetensors", model.state_dict()
+            # written beside and renamed: best/ never mixes the weights of two steps
+            with atomic_dir(self.run_dir / "best") as tmp:
+                for peer, model in self.models().items():
+                    save_weights(tmp / f"model.{peer}.safetensors", model.state_dict())
+                (tmp / "best.json").write_text(
+                    json.dumps({"step": s.step, "peer": name, "metric": metric, "value": value})
                 )
-            (self.run_dir / "best" / "best.json").write_text(
-                json.dumps({"step": s.step, "peer": name, "metric": metric, "value": value})
-            )
         else:
             s.bad += 1
             if t.patience is not None and s.bad >= t.patience:
                 s.done = True
-
-    def _sync_done(self) -> None:
-        if self.dist.world_size > 1:
-            flag = [self.state.done]
-            torch.distributed.broadcast_object_list(flag, src=0)
-            self.state.done = flag[0]
 
     def _validate_and_save(self, log: RunLogger) -> None:
         """Validate and checkpoint, once per step: an epoch that ends on a validation step
@@ -360,10 +371,20 @@ class Trainer:
         """Train to the end; the run directory's lock is released however this ends."""
         try:
             return self._fit(self.resume_requested if resume is None else resume)
+        except BaseException as e:
+            if self.owns_group and not is_timeout(e):  # a peer that stopped answering would
+                self._leave_group(barrier=False)  # make the teardown wait for it
+            raise
         finally:
             if self.log is not None:
                 self.log.close()
             self.release()
+
+    def _leave_group(self, barrier: bool) -> None:
+        for peer in self.peers.values():  # the DDP wrappers hold the process group
+            peer.model = unwrap(peer.model)
+        shutdown_distributed(barrier)
+        self.owns_group = False
 
     def _fit(self, resume: bool) -> State:
         exp, t, s = self.exp, self.exp.train, self.state
@@ -374,7 +395,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(exp, self.run_dir / "config.yaml")
         keep = s.metrics_lines if resumed else 0
-        log = self.log = RunLogger(self.run_dir, self.dist.main, t.max_steps, keep, s.step)
+        log = self.log = RunLogger(self.run_dir, self.dist.main, t.max_steps, keep, s.step, s.epoch)
         self._saved_step = s.step if resumed else None
         if resumed:
             log.say(f"resuming at step {s.step}, epoch {s.epoch}" + (" (finished)" * s.done))
@@ -425,9 +446,7 @@ class Trainer:
         if self.dist.world_size > 1:
             self._write_rank_checksums()
             if self.owns_group:
-                for peer in self.peers.values():  # the DDP wrappers hold the process group
-                    peer.model = unwrap(peer.model)
-                shutdown_distributed()
+                self._leave_group(barrier=True)
         return s
 
     def _count_skipped(self, log: RunLogger) -> None:
@@ -467,6 +486,13 @@ class Trainer:
                 json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
             )
         self.dist.barrier()
+
+
+def _one_line(error: BaseException) -> str:
+    """A PeerseqError's text, or an OSError's path and cause."""
+    if isinstance(error, OSError) and not isinstance(error, PeerseqError):
+        return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
+    return str(error)
 
 
 def _checksum(model: torch.nn.Module) -> dict:

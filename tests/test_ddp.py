@@ -196,7 +196,7 @@ def test_a_stopped_rank_times_out_with_a_clear_error(tmp_path):
             p.kill()
             p.wait()
     err = procs[0].stderr.read().decode().strip().splitlines()
-    assert code == 2, err[-20:]
+    assert code == 2, "\n".join(err[-40:])
     assert "Traceback" not in "\n".join(err)
     assert "train.collective_timeout=4 s" in err[-1] and err[-1].startswith("peerseq: error:")
     assert waited < 30

@@ -198,23 +198,29 @@ def test_file_system_faults_are_one_line_errors(tmp_path, corpus, capsys, monkey
     assert main(["train", str(cfg)]) == 2
     assert "/proc/peerseq-run: cannot write there" in capsys.readouterr().err
 
-    # a full disk during the second save: one line naming the file, the first checkpoint intact
+    # a full disk during the second save, as safetensors reports it (not an OSError): one line
+    # naming the file, the first checkpoint intact
+    import safetensors
+
     import peerseq.engine.checkpoint as ck
 
-    real, calls = ck._torch_save, []
+    real, calls = ck.save_file, []
 
-    def full(obj, file):
+    def full(tensors, file, metadata=None):
         calls.append(file)
-        if len(calls) > 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(file))
-        real(obj, file)
+        if len(calls) > 1:
+            raise safetensors.SafetensorError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                'space left on device" })'
+            )
+        real(tensors, file, metadata=metadata)
 
-    monkeypatch.setattr(ck, "_torch_save", full)
+    monkeypatch.setattr(ck, "save_file", full)
     cfg = write_config(tmp_path, corpus, tmp_path / "full")
     assert main(["train", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0], err
-    assert "step-00000004, is intact" in err[0]
+    assert "model.mt.safetensors" in err[0] and "step-00000004, is intact" in err[0]
     root = tmp_path / "full" / "checkpoints"
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000004"]
 
@@ -248,3 +254,20 @@ def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     RunLock(tmp_path).acquire().release()
+
+
+def test_an_old_checkpoint_resumes_without_duplicating_an_epoch_end(tmp_path):
+    """A checkpoint from before metrics_lines existed: records up to its step and epoch stay;
+    the epoch end logged at its step after it was written goes (the resume logs it again)."""
+    from peerseq.report.logger import RunLogger
+
+    rows = [
+        {"split": "train", "step": 4, "epoch": 0},
+        {"split": "dev", "step": 4, "epoch": 0},  # validated, then checkpoint 4 (epoch 0)
+        {"split": "epoch", "step": 4, "epoch": 1},  # the epoch ended on that step
+        {"split": "train", "step": 5, "epoch": 1},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log = RunLogger(tmp_path, keep=None, resumed_step=4, resumed_epoch=0)
+    log.close()
+    assert records(tmp_path) == rows[:2] and log.lines == 2

@@ -12,12 +12,18 @@ from pathlib import Path
 from peerseq.errors import PeerseqError
 
 
+class DirectoryTaken(PeerseqError):
+    """atomic_dir(replace=False) found its destination taken when the work was done."""
+
+
 @contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
+def atomic_dir(final: Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `final` by rename.
 
     On an exception the temporary directory is removed and `final` is left as it was.
-    The sibling lives on the same filesystem, so the rename is atomic.
+    The sibling lives on the same filesystem, so the rename is atomic. replace=False: `final`
+    may be absent or an empty directory, nothing else; if something is there by the time the
+    work is done, PeerseqError, and the work is removed rather than what is there.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +33,15 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():
+    if not replace:
+        try:  # onto nothing, or onto an empty directory; a non-empty one refuses (ENOTEMPTY)
+            os.rename(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DirectoryTaken(
+                f"{final}: something was written there while this ran ({e.strerror}); left as it is"
+            ) from None
+    elif final.exists():
         # Move the old one aside first: rename cannot replace a non-empty directory.
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         final.rename(old)

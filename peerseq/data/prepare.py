@@ -30,7 +30,7 @@ from lhotse import CutSet
 from peerseq.data import manifest as mf
 from peerseq.data.audio import check_audio
 from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
-from peerseq.data.io import atomic_dir, ensure_writable_dir
+from peerseq.data.io import DirectoryTaken, atomic_dir, ensure_writable_dir
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.errors import DataError
 from peerseq.paths import bundled_data_dir
@@ -322,11 +322,12 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
     out = Path(a.out)
     key = json.loads(json.dumps(a.key(), default=str))
     meta = _existing(out, key, a.force)
-    ensure_writable_dir(out.parent, "--out")
     if meta is not None:
         log(f"{a.name}: already prepared in {out}")
         return meta
-    if a.force and (out / "corpus.json").is_file():
+    ensure_writable_dir(out.parent, "--out")
+    replacing = (out / "corpus.json").is_file()  # _existing allowed it: --force
+    if replacing:
         log(f"--force: replacing the corpus in {out}")
     if a.name not in CORPORA and manifest_splits(a.name, a.split) is None:
         raise DataError(
@@ -334,8 +335,27 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
             "or the path of a lhotse CutSet manifest"
         )
     faults = mf.Faults(skip_invalid=a.skip_invalid)
+    try:
+        meta = _prepare_into(a, out, key, faults, replacing)
+    except DirectoryTaken:
+        again = _existing(out, key, False)  # another process prepared the same meanwhile
+        if again is None:
+            raise
+        log(f"{a.name}: prepared meanwhile by another process in {out}")
+        return again
+    for note in faults.notes:
+        log(f"note: {note}")
+    if faults.skipped:
+        log(f"skipped {len(faults.skipped)} invalid utterance(s) (--skip-invalid):")
+        for s in faults.skipped[:20]:
+            log(f"  {s}")
+    return meta
+
+
+def _prepare_into(a: PrepareArgs, out: Path, key: dict, faults: mf.Faults, replacing: bool) -> dict:
     start = time.time()
-    with atomic_dir(out) as tmp:
+    # replace=False: whatever appeared at `out` while this ran is not removed (the rename fails)
+    with atomic_dir(out, replace=replacing) as tmp:
         if a.name == "multi30k-speech":
             meta = _prep_multi30k_speech(a, tmp, faults, out.resolve())
         elif a.name in CORPORA:
@@ -350,10 +370,4 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
             "seconds": round(time.time() - start, 1),
         }
         mf.write_corpus_json(tmp, meta)
-    for note in faults.notes:
-        log(f"note: {note}")
-    if faults.skipped:
-        log(f"skipped {len(faults.skipped)} invalid utterance(s) (--skip-invalid):")
-        for s in faults.skipped[:20]:
-            log(f"  {s}")
     return meta

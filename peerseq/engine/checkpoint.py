@@ -28,6 +28,7 @@ exported weights), and the file stays a normal safetensors file for other reader
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -107,7 +108,10 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except safetensors.SafetensorError as e:  # its I/O errors (a full disk) are not OSError
+            raise OSError(errno.EIO, f"cannot write ({e})", str(path)) from None
         _fsync_file(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
@@ -279,16 +283,24 @@ def _step_of(directory: Path) -> int:
     return int(_STEP_DIR.match(directory.name).group(1))
 
 
+# what an interrupted atomic write leaves at the top of a run directory: best/ and averaged/
+# written beside (atomic_dir), metrics.jsonl, config.yaml, best.json rewritten (atomic_write_text)
+_RUN_LEFTOVER = re.compile(r"^\.(best|averaged)\.(partial|old)-|^\.(metrics\.jsonl|config\.yaml)\.")
+
+
 def clean_leftovers(run_dir: str | os.PathLike) -> list[str]:
     """Remove what crashed saves and prunes left in `checkpoints/` (partial and half-deleted
-    directories, temporary files); -> their names. Only for the process that holds the run's
-    lock: another writer's save in progress looks the same."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    gone = []
-    for d in sorted(root.glob(".*")):
+    directories, temporary files) and interrupted atomic writes at the top of the run
+    directory; -> their names. Only for the process that holds the run's lock: another writer's
+    save in progress looks the same."""
+    run_dir, gone = Path(run_dir), []
+    root = run_dir / "checkpoints"
+    for d in sorted(root.glob(".*")) if root.is_dir() else []:
         if re.search(r"\.(partial|deleting)-|\.tmp$", d.name):
+            _remove(d)
+            gone.append(d.name)
+    for d in sorted(run_dir.glob(".*")) if run_dir.is_dir() else []:
+        if _RUN_LEFTOVER.search(d.name):
             _remove(d)
             gone.append(d.name)
     return gone
@@ -472,7 +484,10 @@ def _hashable(key: Any) -> Any:
 
 def _torch_save(obj: Any, file: Path) -> None:
     with open(file, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:  # torch's zip writer reports a failed write (full disk) so
+            raise OSError(errno.EIO, f"cannot write ({e})", str(file)) from None
         f.flush()
         os.fsync(f.fileno())
 
@@ -492,7 +507,7 @@ def _load_failure(error: Exception) -> str:
     loading with weights_only=False, which would run the code the file carries: never repeated
     here. peerseq writes only tensors, numbers, strings and plain containers there."""
     text = str(error)
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(
+    found = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", text, re.I) or re.search(
         r"Unsupported operand (\S+)", text
     )
     if found:

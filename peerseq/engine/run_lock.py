@@ -65,7 +65,10 @@ class RunLock:
             self.fd = None
 
     def __del__(self) -> None:  # a Trainer built but never fit, then dropped
-        self.release()
+        try:
+            self.release()
+        except Exception:  # at interpreter exit os may be half torn down; the kernel frees it
+            pass
 
     def __enter__(self) -> RunLock:
         return self.acquire()

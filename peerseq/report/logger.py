@@ -28,6 +28,7 @@ class RunLogger:
         total_steps: int | None = None,
         keep: int | None = 0,
         resumed_step: int = 0,
+        resumed_epoch: int = 0,
     ):
         self.enabled = enabled
         self.total = total_steps
@@ -39,7 +40,7 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             path = Path(run_dir) / "metrics.jsonl"
-            self.lines = _truncate(path, keep, resumed_step)
+            self.lines = _truncate(path, keep, resumed_step, resumed_epoch)
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
             self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_step + 1)
 
@@ -86,8 +87,9 @@ class RunLogger:
             self.tb.close()
 
 
-def _truncate(path: Path, keep: int | None, resumed_step: int) -> int:
-    """Keep the first `keep` lines of metrics.jsonl (keep=None: the records up to resumed_step),
+def _truncate(path: Path, keep: int | None, resumed_step: int, resumed_epoch: int) -> int:
+    """Keep the first `keep` lines of metrics.jsonl (keep=None: the records up to the resumed
+    step and epoch; an epoch's end logged at the checkpoint's step comes after the checkpoint),
     rewritten atomically when anything goes; -> the number of lines kept."""
     if not path.is_file():
         return 0
@@ -96,7 +98,9 @@ def _truncate(path: Path, keep: int | None, resumed_step: int) -> int:
         kept = []
         for line in lines:
             try:
-                if json.loads(line).get("step", 0) > resumed_step:
+                rec = json.loads(line)
+                step, epoch = rec.get("step", 0), rec.get("epoch", 0)
+                if step > resumed_step or (step == resumed_step and epoch > resumed_epoch):
                     break
             except (json.JSONDecodeError, AttributeError):
                 break

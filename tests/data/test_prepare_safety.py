@@ -194,3 +194,16 @@ def test_a_byte_order_mark_is_not_text(tmp_path, bundled):
     meta = prepare(PrepareArgs("multi30k", tmp_path / "m", src=src, limit=20, vocab_size=60))
     assert load_text_split(tmp_path / "m", "train")[0]["en"] == first
     assert any("train.en: UTF-8 byte-order mark at the start removed" in n for n in meta["notes"])
+
+
+def test_what_appears_at_out_meanwhile_is_left_alone(tmp_path):
+    from peerseq.data.io import DirectoryTaken, atomic_dir
+
+    final = tmp_path / "c"
+    with pytest.raises(DirectoryTaken, match="something was written there"):
+        with atomic_dir(final, replace=False) as tmp:
+            (tmp / "corpus.json").write_text("{}")
+            final.mkdir()
+            (final / "theirs.txt").write_text("keep")  # another process, meanwhile
+    assert [p.name for p in final.iterdir()] == ["theirs.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # our work removed

@@ -166,6 +166,24 @@ class Payload:
         return builtins.exec, (f"open({self.marker!r}, 'w').write('pwned')",)
 
 
+class SystemPayload:
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_blocked_module_is_refused_by_name(tmp_path):
+    models, optimizers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    marker = tmp_path / "marker"
+    torch.save({"optimizer": SystemPayload(marker), "scheduler": None}, ckpt / "optim.a.pt")
+    with pytest.raises(PeerseqError, match=r"optim.a.pt: refused: it asks to load posix.system"):
+        load_checkpoint(ckpt, models, optimizers, schedulers)
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("writer", ["pickle", "torch.save"])
 def test_malicious_optimizer_file_is_refused(tmp_path, writer):
     models, optimizers, schedulers = make_peers(0)
