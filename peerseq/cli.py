@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from peerseq.errors import PeerseqError
+from peerseq.errors import PeerseqError, describe
 
 
 def _sizes(text: str) -> dict[str, int]:
@@ -219,11 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     except PeerseqError as e:
         print(f"peerseq: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        # the file system said no (full disk, read-only, permission, a file where a directory
-        # belongs) somewhere no check could foresee: one line naming the path, not a traceback
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"peerseq: error: {where}{e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # the file system said no where no check could foresee it
+        print(f"peerseq: error: {describe(e)}", file=sys.stderr)
         return 2
     return 0
 

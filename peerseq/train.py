@@ -49,7 +49,7 @@ from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
 from peerseq.engine.run_lock import RunLock
 from peerseq.engine.update import UPDATE_RULES, Optimisation
-from peerseq.errors import PeerseqError
+from peerseq.errors import PeerseqError, describe
 from peerseq.evaluate import decode_peer, higher_is_better, score
 from peerseq.experiment import Experiment
 from peerseq.report.logger import RunLogger
@@ -125,7 +125,7 @@ class Trainer:
                     )
                 clean_leftovers(self.run_dir)
             except (PeerseqError, OSError) as e:
-                error = _one_line(e)
+                error = describe(e)
                 if lock is not None:
                     lock.release()
         error = self.dist.broadcast(error)
@@ -279,7 +279,7 @@ class Trainer:
             try:
                 record = self._validate_here(log)
             except (PeerseqError, OSError) as e:
-                error = _one_line(e)
+                error = describe(e)
         done, error = self.dist.broadcast((self.state.done, error))
         self.state.done = done
         if error:
@@ -486,13 +486,6 @@ class Trainer:
                 json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
             )
         self.dist.barrier()
-
-
-def _one_line(error: BaseException) -> str:
-    """A PeerseqError's text, or an OSError's path and cause."""
-    if isinstance(error, OSError) and not isinstance(error, PeerseqError):
-        return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
-    return str(error)
 
 
 def _checksum(model: torch.nn.Module) -> dict:
