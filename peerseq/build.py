@@ -41,6 +41,8 @@ from peerseq.models import presets
 from peerseq.models.asr_paper003 import build_paper003
 from peerseq.models.em_auxiliary import build_em_network
 from peerseq.models.loading import load_encoder
+from peerseq.rundir.checkpoint import peer_weights_file
+from peerseq.rundir.weights import load_weights
 
 PAPER003 = ("teacher_a", "teacher_b", "student_a", "student_b")
 
@@ -181,7 +183,7 @@ def build_model(
             raise PeerseqError(f"model.share: '{attr}' of '{other}' has other shapes than ours")
         setattr(model, attr, theirs)
     if cfg.init_from:
-        model.load_state_dict(run_weights(cfg.init_from))
+        model.load_state_dict(load_weights(peer_weights_file(cfg.init_from)))
     parts = (
         ("init_encoder_from", "encoder.", "frontend."),
         ("init_decoder_from", "decoder.", "output_layer."),  # a tied output layer: no keys
@@ -190,7 +192,8 @@ def build_model(
         spec = getattr(cfg, key)
         if spec:
             try:
-                load_encoder(model, run_weights(spec), prefix=prefix, frontend_prefix=second)
+                weights = load_weights(peer_weights_file(spec, f"model.{key}"))
+                load_encoder(model, weights, prefix=prefix, frontend_prefix=second)
             except ValueError as e:
                 raise PeerseqError(f"model.{key} '{spec}': {e}") from None
     return model
@@ -198,22 +201,6 @@ def build_model(
 
 def _shapes(module: nn.Module) -> list[tuple]:
     return [tuple(p.shape) for p in module.parameters()]
-
-
-def run_weights(spec: str) -> dict[str, torch.Tensor]:
-    """'RUN_DIR:peer' -> that peer's weights: the run's early-stopping best (RUN/best/) when it
-    has one, as `peerseq decode` and `evaluate` use, else its latest checkpoint."""
-    from peerseq.engine.checkpoint import latest_checkpoint, load_weights
-
-    run, _, peer = spec.rpartition(":")
-    name = f"model.{peer}.safetensors"
-    best = Path(run) / "best" / name if run else None
-    if best is not None and best.is_file():
-        return load_weights(best)
-    ckpt = latest_checkpoint(Path(run)) if run else None
-    if ckpt is None or not (ckpt / name).is_file():
-        raise PeerseqError(f"init_from '{spec}': no checkpoint of peer '{peer}' under {run}/")
-    return load_weights(ckpt / name)
 
 
 def build_peers(exp: Experiment, data: Data) -> dict[str, Peer]:

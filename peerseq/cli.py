@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from peerseq.errors import PeerseqError, describe
+from peerseq.rundir.layout import WEIGHTS
 
 
 def _sizes(text: str) -> dict[str, int]:
@@ -112,7 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_average(args: argparse.Namespace) -> None:
-    from peerseq.runs import average_run
+    from peerseq.rundir.checkpoint import average_run
 
     print(f"averaged weights in {average_run(args.run, args.last)}")
 
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--beam", type=int)
             q.add_argument("--out", help="hypotheses file (default RUN/decode/PEER.SPLIT.hyp)")
         q.add_argument("--split", default="test")
-        q.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+        q.add_argument("--weights", default="best", choices=WEIGHTS)
         q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
 
     pc = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
@@ -190,14 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
     pc.add_argument("--split", default="test")
     pc.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
-    pc.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+    pc.add_argument("--weights", default="best", choices=WEIGHTS)
     pc.set_defaults(func=cmd_cascade)
 
     pe = sub.add_parser("export", help="one peer as a standalone model (training parts dropped)")
     pe.add_argument("run", help="run directory")
     pe.add_argument("--peer", required=True, help="the peer to keep, e.g. seq")
     pe.add_argument("--out", required=True, help="new directory: a one-peer run")
-    pe.add_argument("--weights", default="best", choices=["best", "last", "averaged"])
+    pe.add_argument("--weights", default="best", choices=WEIGHTS)
     pe.add_argument("--evaluate", metavar="SPLIT", help="then score the export on SPLIT")
     pe.set_defaults(func=cmd_export)
 

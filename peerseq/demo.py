@@ -10,6 +10,7 @@ from pathlib import Path
 from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.stats import corpus_stats
 from peerseq.report.tables import print_corpus_table
+from peerseq.rundir.layout import RunDir
 
 # multi30k-speech is synthesised: the demo makes the first 300 sentences of each split, which
 # takes seconds; `peerseq prepare multi30k-speech --out DIR` makes all 29,000.
@@ -73,7 +74,7 @@ def e2e_vs_ml(workdir: Path) -> dict:
     shown = {}
     for run, peer, tab, key in rows:
         shown[key] = report[tab]["systems"][key]["mean"]
-        lines = (out / "tiny" / "en-de" / "s1" / run / "metrics.jsonl").read_text().splitlines()
+        lines = RunDir(out / "tiny" / "en-de" / "s1" / run).metrics.read_text().splitlines()
         dev = [r for r in map(json.loads, lines) if r["split"] == "dev"][-1]
         label = f"{key} ({peer} peer)"
         table.add_row(label, f"{shown[key]:.2f}", f"{chance:.2f}", f"{dev[f'{peer}/nll']:.3f}")

@@ -16,10 +16,11 @@ import json
 from pathlib import Path
 
 from peerseq.config import save_config
-from peerseq.data.io import atomic_write_text
-from peerseq.engine.checkpoint import save_weights
 from peerseq.errors import PeerseqError
+from peerseq.files import atomic_write_text
 from peerseq.metrics.cost import count_parameters
+from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.weights import save_weights
 from peerseq.runs import load_run
 
 
@@ -54,9 +55,10 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
     )
     fields = {f for f in (pc.reads, pc.predicts) if f != "speech"}
     exp.data.fields = {k: v for k, v in run.exp.data.fields.items() if k in fields}
-    (out / "best").mkdir(parents=True, exist_ok=True)
-    save_config(exp, out / "config.yaml")
-    save_weights(out / "best" / f"model.{peer}.safetensors", p.model.state_dict())
+    layout = RunDir(out)
+    layout.best.mkdir(parents=True, exist_ok=True)
+    save_config(exp, layout.config)
+    save_weights(weights_file(layout.best, peer), p.model.state_dict())
     record = {
         "source": str(run.dir),
         "peer": peer,
@@ -64,5 +66,5 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
         "parameters": count_parameters(p.model),
         "left_out": sorted(set(run.peers) - {peer}),
     }
-    atomic_write_text(out / "export.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(layout.export_record, json.dumps(record, indent=2) + "\n")
     return record

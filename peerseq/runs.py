@@ -11,20 +11,15 @@ import torch
 
 from peerseq.build import Data, build_peers, reads_speech
 from peerseq.config import load_config
-from peerseq.data.io import atomic_dir
 from peerseq.decode.cascade import cascade
 from peerseq.distributed import pick_device
-from peerseq.engine.checkpoint import (
-    average_checkpoints,
-    latest_checkpoint,
-    list_checkpoints,
-    load_weights,
-    save_weights,
-)
 from peerseq.engine.peer import Peer
 from peerseq.errors import PeerseqError
 from peerseq.evaluate import Decoded, decode_peer, max_len_a, score
 from peerseq.experiment import Experiment
+from peerseq.rundir.checkpoint import weights_folder
+from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.weights import load_weights
 
 
 @dataclass
@@ -36,34 +31,20 @@ class Run:
     device: torch.device
 
 
-def weights_dir(run_dir: Path, which: str) -> Path:
-    """best: the early-stopping best; last: the latest checkpoint; averaged: `peerseq average`."""
-    if which == "last":
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise PeerseqError(f"{run_dir}: no checkpoint yet")
-        return ckpt
-    folder = run_dir / which
-    if not folder.is_dir():
-        raise PeerseqError(f"{run_dir}: no '{which}' weights (have: best, last, averaged?)")
-    return folder
-
-
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise PeerseqError(f"{run_dir}: not a run directory (no config.yaml)")
-    exp = load_config(Experiment, run_dir / "config.yaml", [])
+    layout = RunDir(run_dir)
+    if not layout.is_run():
+        raise PeerseqError(f"{run_dir}: not a run directory (no {layout.config.name})")
+    exp = load_config(Experiment, layout.config, [])
     for pc in exp.peers.values():  # the run's own weights replace any initialisation
         pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
-    if which == "best" and not (run_dir / "best").is_dir():
-        which = "last"  # no early stopping configured: the final weights
     data = Data(exp.data, exp.train.seed, speech=reads_speech(exp))
     peers = build_peers(exp, data)
-    folder = weights_dir(run_dir, which)
+    folder = weights_folder(run_dir, which)
     dev = pick_device(device)
     for name, peer in peers.items():
-        path = folder / f"model.{name}.safetensors"
+        path = weights_file(folder, name)
         if not path.is_file():
             raise PeerseqError(f"{folder}: no weights for peer '{name}' ({path.name})")
         peer.model.load_state_dict(load_weights(path))
@@ -101,8 +82,8 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
     """{peer: {"metric", "score", "signature", "n"}} for every peer that decodes; also
     written to RUN/eval/{split}.json with the hypotheses beside it."""
     out = {}
-    folder = run.dir / "eval"
-    folder.mkdir(exist_ok=True)
+    layout = RunDir(run.dir)
+    layout.eval.mkdir(exist_ok=True)
     for name, peer in run.peers.items():
         metric = run.exp.peers[name].decode.metric
         if metric == "none" or peer.upstream:
@@ -115,8 +96,8 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
             "signature": signature,
             "n": len(decoded.ids),
         }
-        write_outputs(decoded, folder / f"{name}.{split}.hyp")
-    (folder / f"{split}.json").write_text(json.dumps(out, indent=2) + "\n")
+        write_outputs(decoded, layout.hypotheses(name, split))
+    layout.scores(split).write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
@@ -188,19 +169,3 @@ def cascade_split(
             out.hyps += [tgt_tok.decode(h[0].tokens) if h else "" for h in res.translations]
             out.refs += batch.texts[column]
     return out
-
-
-def average_run(run_dir: str | Path, last: int) -> Path:
-    """Mean of the last N checkpoints' weights for every peer -> RUN/averaged/."""
-    run_dir = Path(run_dir)
-    ckpts = list_checkpoints(run_dir)[-last:]
-    if not ckpts:
-        raise PeerseqError(f"{run_dir}: no checkpoints to average")
-    folder = run_dir / "averaged"
-    peers = sorted(p.name[len("model.") : -len(".safetensors")] for p in ckpts[-1].glob("model.*"))
-    # written beside and renamed when complete: a failure leaves the earlier averaged/ (or none)
-    with atomic_dir(folder) as tmp:
-        for peer in peers:
-            save_weights(tmp / f"model.{peer}.safetensors", average_checkpoints(ckpts, peer))
-        (tmp / "from.json").write_text(json.dumps([c.name for c in ckpts]) + "\n")
-    return folder

@@ -28,7 +28,6 @@ from peerseq.build import (
     reads_speech,
 )
 from peerseq.config import from_dict, save_config
-from peerseq.data.io import atomic_dir, ensure_writable_dir
 from peerseq.distributed import (
     Dist,
     autocast_factory,
@@ -38,21 +37,23 @@ from peerseq.distributed import (
     shutdown_distributed,
 )
 from peerseq.engine import pseudo_labels
-from peerseq.engine.checkpoint import (
-    clean_leftovers,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    save_weights,
-)
 from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
-from peerseq.engine.run_lock import RunLock
 from peerseq.engine.update import UPDATE_RULES, Optimisation
 from peerseq.errors import PeerseqError, describe
 from peerseq.evaluate import decode_peer, higher_is_better, score
 from peerseq.experiment import Experiment
+from peerseq.files import atomic_dir, ensure_writable_dir
 from peerseq.report.logger import RunLogger
+from peerseq.rundir.checkpoint import (
+    clean_leftovers,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.lock import RunLock
+from peerseq.rundir.weights import save_weights
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Trainer:
         self.dist: Dist = init_distributed(self.device, t.collective_timeout)
         self.owns_group = self.dist.world_size > 1 and not had_group  # destroyed after fit
         self.run_dir = Path(exp.out_dir)
+        self.layout = RunDir(self.run_dir)
         self.lock = None
         try:
             self.lock = self._claim_run_dir(resume)
@@ -116,7 +118,7 @@ class Trainer:
             try:
                 ensure_writable_dir(self.run_dir, "out_dir")
                 lock = RunLock(self.run_dir).acquire()
-                steps = sorted((self.run_dir / "checkpoints").glob("step-*"))
+                steps = sorted(self.layout.checkpoints.glob("step-*"))
                 if steps and not resume:
                     raise PeerseqError(
                         f"out_dir {self.run_dir}: holds the checkpoints of an earlier run "
@@ -204,7 +206,7 @@ class Trainer:
             if pc.train_on_hyps_of:
                 wanted[pc.train_on_hyps_of] = (1, self.exp.peers[pc.train_on_hyps_of].decode)
         out = {}
-        folder = Path(self.exp.train.pseudo_labels_dir or self.run_dir / "pseudo_labels")
+        folder = Path(self.exp.train.pseudo_labels_dir or self.layout.pseudo_labels)
         for teacher, (k, cfg) in wanted.items():
             batches = self.data.batches(self.exp.data.train_split, self.exp.data.limit_train)
             out[teacher] = pseudo_labels.teacher_labels(
@@ -340,9 +342,9 @@ class Trainer:
         if better:
             s.best, s.best_step, s.bad = value, s.step, 0
             # written beside and renamed: best/ never mixes the weights of two steps
-            with atomic_dir(self.run_dir / "best") as tmp:
+            with atomic_dir(self.layout.best) as tmp:
                 for peer, model in self.models().items():
-                    save_weights(tmp / f"model.{peer}.safetensors", model.state_dict())
+                    save_weights(weights_file(tmp, peer), model.state_dict())
                 (tmp / "best.json").write_text(
                     json.dumps({"step": s.step, "peer": name, "metric": metric, "value": value})
                 )
@@ -393,7 +395,7 @@ class Trainer:
             s = self.state
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(exp, self.run_dir / "config.yaml")
+            save_config(exp, self.layout.config)
         keep = s.metrics_lines if resumed else 0
         log = self.log = RunLogger(self.run_dir, self.dist.main, t.max_steps, keep, s.step, s.epoch)
         self._saved_step = s.step if resumed else None
@@ -482,7 +484,7 @@ class Trainer:
         gathered: list = [None] * self.dist.world_size
         torch.distributed.all_gather_object(gathered, mine)
         if self.dist.main:
-            (self.run_dir / "ddp_ranks.json").write_text(
+            self.layout.ddp_ranks.write_text(
                 json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
             )
         self.dist.barrier()

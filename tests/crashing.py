@@ -3,7 +3,7 @@ right after the K-th file-system operation of the save of step STEP (or, K a nam
 `rename`, the first operation of that name).
 
     python -m tests.crashing STEP K cli ARGS...      peerseq's CLI (e.g. train CONFIG)
-    python -m tests.crashing STEP all scenario ROOT  tests.engine.test_checkpoint's scenario,
+    python -m tests.crashing STEP all scenario ROOT  tests.rundir.test_checkpoint's scenario,
         once into ROOT/count without crashing, then into ROOT/crash-K for every K: each in a
         child forked from this process (imports are paid once); prints the operations counted
         and each child's exit code
@@ -22,10 +22,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import peerseq.engine.checkpoint as ck
+import peerseq.rundir.checkpoint as ck
+import peerseq.rundir.weights as wt
 
 CRASH_CODE = 86
-tc = None  # tests.engine.test_checkpoint, imported once by the forking process
+tc = None  # tests.rundir.test_checkpoint, imported once by the forking process
 
 
 def install(step: int, k: int | str) -> list[str]:
@@ -58,9 +59,9 @@ def install(step: int, k: int | str) -> list[str]:
             active[0] = False
 
     ck.save_checkpoint = save_checkpoint
-    ck.save_file = after("write safetensors", ck.save_file)
-    ck._torch_save = after("write torch", ck._torch_save)
-    ck._write_text = after("write text", ck._write_text)
+    wt.save_file = after("write safetensors", wt.save_file)
+    ck.torch_save = after("write torch", ck.torch_save)
+    ck.write_text = after("write text", ck.write_text)
     os.rename = after("rename", os.rename)
     os.replace = after("replace", os.replace)
     shutil.rmtree = after("rmtree", shutil.rmtree)
@@ -80,7 +81,7 @@ def main(argv: list[str]) -> int:
         return code
     root = Path(rest[0])
     global tc
-    import tests.engine.test_checkpoint as tc
+    import tests.rundir.test_checkpoint as tc
 
     tc.scenario(root / "warm-up")  # torch's lazy set-up, once, before the forks (one thread)
     count = _forked(int(step), 0, root / "count")

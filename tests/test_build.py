@@ -38,9 +38,9 @@ def test_init_decoder_from_loads_only_the_decoder(m30k_speech_300, tmp_path):
     import torch
 
     from peerseq.build import build_model
-    from peerseq.engine.checkpoint import save_weights
     from peerseq.errors import PeerseqError
     from peerseq.experiment import ModelConfig
+    from peerseq.rundir.weights import save_weights
 
     fields = {"source": FieldConfig("en", "spm_en"), "target": FieldConfig("de", "spm_de")}
     data = Data(DataConfig(corpus=str(m30k_speech_300), fields=fields), seed=1)

@@ -23,8 +23,9 @@ import torch
 
 from peerseq.config import load_config
 from peerseq.data.prepare import PrepareArgs, prepare
-from peerseq.engine.checkpoint import latest_checkpoint, load_weights
 from peerseq.experiment import Experiment
+from peerseq.rundir.checkpoint import latest_checkpoint
+from peerseq.rundir.weights import load_weights
 from peerseq.train import Trainer
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"

@@ -18,10 +18,10 @@ from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.tokenizers import load_tokenizer
 from peerseq.decode.beam_search import beam_search, greedy_search
 from peerseq.decode.ctc import ctc_greedy
-from peerseq.decode.protocol import BOS
 from peerseq.losses import ctc_loss, label_smoothed_nll
 from peerseq.metrics.asr import wer
 from peerseq.models.presets import build
+from peerseq.tokens import BOS
 
 CTC_MAX_STEPS = 400
 MT_MAX_STEPS = 400

@@ -19,8 +19,9 @@ import torch
 from peerseq.cli import main
 from peerseq.config import load_config
 from peerseq.data.prepare import PrepareArgs, prepare
-from peerseq.engine.checkpoint import latest_checkpoint, list_checkpoints, load_weights
 from peerseq.experiment import Experiment
+from peerseq.rundir.checkpoint import latest_checkpoint, list_checkpoints
+from peerseq.rundir.weights import load_weights
 from peerseq.train import train
 from tests.crashing import CRASH_CODE
 from tests.test_train import write_config
@@ -202,9 +203,9 @@ def test_file_system_faults_are_one_line_errors(tmp_path, corpus, capsys, monkey
     # naming the file, the first checkpoint intact
     import safetensors
 
-    import peerseq.engine.checkpoint as ck
+    import peerseq.rundir.weights as wt
 
-    real, calls = ck.save_file, []
+    real, calls = wt.save_file, []
 
     def full(tensors, file, metadata=None):
         calls.append(file)
@@ -215,7 +216,7 @@ def test_file_system_faults_are_one_line_errors(tmp_path, corpus, capsys, monkey
             )
         real(tensors, file, metadata=metadata)
 
-    monkeypatch.setattr(ck, "save_file", full)
+    monkeypatch.setattr(wt, "save_file", full)
     cfg = write_config(tmp_path, corpus, tmp_path / "full")
     assert main(["train", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -241,13 +242,13 @@ def test_a_failed_average_leaves_nothing(tmp_path, corpus, capsys, monkeypatch):
 def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
     """The lock is the kernel's: SIGKILL releases it, no stale lock file to delete by hand."""
     code = (
-        "import sys, time; from peerseq.engine.run_lock import RunLock; "
+        "import sys, time; from peerseq.rundir.lock import RunLock; "
         f"lock = RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
-    from peerseq.engine.run_lock import RunLock
     from peerseq.errors import PeerseqError
+    from peerseq.rundir.lock import RunLock
 
     with pytest.raises(PeerseqError, match=f"pid {proc.pid} on "):
         RunLock(tmp_path).acquire()

@@ -23,9 +23,9 @@ import pytest
 from peerseq.config import load_config
 from peerseq.data.manifest import load_split, load_text_split
 from peerseq.data.tokenizers import CharTokenizer, load_tokenizer
-from peerseq.decode.protocol import EOS
 from peerseq.evaluate import chance_score, higher_is_better
 from peerseq.experiment import Experiment
+from peerseq.tokens import EOS
 from peerseq.train import Trainer
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "smoke"

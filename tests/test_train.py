@@ -17,8 +17,9 @@ import yaml
 
 from peerseq.cli import main
 from peerseq.config import load_config
-from peerseq.engine.checkpoint import latest_checkpoint, load_weights
 from peerseq.experiment import Experiment
+from peerseq.rundir.checkpoint import latest_checkpoint
+from peerseq.rundir.weights import load_weights
 from peerseq.train import train
 
 

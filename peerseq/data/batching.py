@@ -28,7 +28,7 @@ from lhotse.dataset.sampling.base import TokenConstraint
 from peerseq.data.features import FRAME_SHIFT, extractor, utterance_cmvn
 from peerseq.data.manifest import text_row
 from peerseq.data.tokenizers import Tokenizer
-from peerseq.decode.protocol import EOS
+from peerseq.tokens import EOS
 
 TEXT_FIELDS = ("transcript", "source", "target")
 

@@ -16,8 +16,8 @@ import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Spectrogram, SpectrogramConfig
 from lhotse.features.base import FeatureExtractor
 
-from peerseq.data.io import atomic_dir
 from peerseq.errors import DataError
+from peerseq.files import atomic_dir
 
 FRAME_SHIFT = 0.01
 

@@ -30,9 +30,9 @@ from lhotse import CutSet
 from peerseq.data import manifest as mf
 from peerseq.data.audio import check_audio
 from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
-from peerseq.data.io import DirectoryTaken, atomic_dir, ensure_writable_dir
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.errors import DataError
+from peerseq.files import DirectoryTaken, atomic_dir, ensure_writable_dir
 from peerseq.paths import bundled_data_dir
 
 

@@ -5,7 +5,7 @@ Saved with the prepared data under tokenizers/ and reloaded by name:
     spm_{lang}            sentencepiece unigram trained on one language's training text
     spm_{l1}-{l2}         one joint vocabulary for two languages (paper 000's "*" rows)
 Special ids are the same for every text vocabulary: pad=0, bos=1, eos=2, unk=3 (see
-peerseq.decode.protocol); the character vocabulary has blank=0.
+peerseq.tokens); the character vocabulary has blank=0.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Protocol
 import sentencepiece as spm
 
 from peerseq.errors import DataError
+from peerseq.tokens import BOS, EOS, PAD, UNK
 
 
 class Tokenizer(Protocol):
@@ -109,10 +110,10 @@ def train_sentencepiece(
         vocab_size=vocab_size,
         hard_vocab_limit=False,
         character_coverage=1.0,
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
+        pad_id=PAD,
+        bos_id=BOS,
+        eos_id=EOS,
+        unk_id=UNK,
         num_threads=1,  # one thread: the trained model is then the same on every machine
         minloglevel=2,
     )

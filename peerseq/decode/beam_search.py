@@ -1,4 +1,4 @@
-"""Batched beam search and greedy search for encoder-decoders (see `protocol.IncrementalDecoding`).
+"""Batched beam search and greedy search for encoder-decoders (see `peerseq.models.incremental`).
 
 All sentences of a batch advance together: one `decode_step` per time step over all live rows
 (sentences x beam). Search follows fairseq's `SequenceGenerator`:
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from peerseq.decode.protocol import BOS, EOS, PAD, IncrementalDecoding
+from peerseq.models.incremental import IncrementalDecoding
+from peerseq.tokens import BOS, EOS, PAD
 
 NEG_INF = float("-inf")
 

@@ -13,8 +13,9 @@ import torch
 
 from peerseq.decode.beam_search import Hypothesis, beam_search
 from peerseq.decode.ctc import ctc_greedy
-from peerseq.decode.protocol import EOS, PAD, IncrementalDecoding
+from peerseq.models.incremental import IncrementalDecoding
 from peerseq.models.output import SeqOutput
+from peerseq.tokens import EOS, PAD
 
 
 @dataclass

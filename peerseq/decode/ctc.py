@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from peerseq.decode.protocol import BLANK
+from peerseq.tokens import BLANK
 
 NEG_INF = float("-inf")
 

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from peerseq.data.batching import Batch
-from peerseq.decode.protocol import BOS, EOS, PAD
 from peerseq.losses import ctc_loss, label_smoothed_nll
 from peerseq.models.output import SeqOutput
+from peerseq.tokens import BOS, EOS, PAD
 
 
 def unwrap(model: nn.Module) -> nn.Module:

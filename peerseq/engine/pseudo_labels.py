@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from peerseq.data.batching import Batch, pad_tokens
-from peerseq.data.io import atomic_write_text
 from peerseq.decode.beam_search import beam_search
 from peerseq.decode.ctc import ctc_prefix_beam_search
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.evaluate import max_len_a
 from peerseq.experiment import DecodeConfig
+from peerseq.files import atomic_write_text
 
 
 def weights_hash(model: torch.nn.Module) -> str:

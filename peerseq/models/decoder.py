@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from peerseq.decode.protocol import Memory
 from peerseq.models.encoders import FeedForward, MultiHeadAttention
 from peerseq.models.frontends import TokenEmbedding
+from peerseq.models.incremental import Memory
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Attention encoder-decoder for ST/ASR (speech in) and MT (text in), decodable incrementally.
 
-Implements peerseq.decode.protocol.IncrementalDecoding (encode / decode_step / reorder_cache).
-Token ids: pad=0, bos=1, eos=2, unk=3 (see protocol.py).
+Implements peerseq.models.incremental.IncrementalDecoding (encode / decode_step / reorder_cache).
+Token ids: pad=0, bos=1, eos=2, unk=3 (peerseq.tokens).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from peerseq.decode.protocol import Memory
 from peerseq.models.decoder import DecoderCache, TransformerDecoder
+from peerseq.models.incremental import Memory
 from peerseq.models.output import SeqOutput, lengths_to_mask
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from peerseq.data.io import atomic_write_text
+from peerseq.files import atomic_write_text
+from peerseq.rundir.layout import RunDir
 
 
 class RunLogger:
@@ -39,7 +40,7 @@ class RunLogger:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            path = Path(run_dir) / "metrics.jsonl"
+            path = RunDir(run_dir).metrics
             self.lines = _truncate(path, keep, resumed_step, resumed_epoch)
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
             self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_step + 1)

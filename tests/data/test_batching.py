@@ -17,7 +17,7 @@ from peerseq.data.batching import (
 from peerseq.data.manifest import load_split, load_text_split
 from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.tokenizers import load_tokenizer
-from peerseq.decode.protocol import EOS
+from peerseq.tokens import EOS
 
 
 @pytest.fixture(scope="module")

@@ -197,7 +197,7 @@ def test_a_byte_order_mark_is_not_text(tmp_path, bundled):
 
 
 def test_what_appears_at_out_meanwhile_is_left_alone(tmp_path):
-    from peerseq.data.io import DirectoryTaken, atomic_dir
+    from peerseq.files import DirectoryTaken, atomic_dir
 
     final = tmp_path / "c"
     with pytest.raises(DirectoryTaken, match="something was written there"):

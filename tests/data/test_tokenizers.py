@@ -4,7 +4,7 @@ from peerseq.data.tokenizers import (
     save_tokenizer,
     train_sentencepiece,
 )
-from peerseq.decode.protocol import BOS, EOS, PAD, UNK
+from peerseq.tokens import BOS, EOS, PAD, UNK
 
 
 def test_char_set_is_paper_003s():

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from peerseq.decode.beam_search import Hypothesis, beam_search, greedy_search, max_lengths
-from peerseq.decode.protocol import BOS, EOS, PAD, Memory
+from peerseq.models.incremental import Memory
+from peerseq.tokens import BOS, EOS, PAD
 
 
 class ToyGRU(nn.Module):

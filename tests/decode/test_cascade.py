@@ -3,8 +3,9 @@ from torch import nn
 
 from peerseq.decode.beam_search import beam_search
 from peerseq.decode.cascade import asr_1best, cascade, pad_batch
-from peerseq.decode.protocol import EOS, Memory
+from peerseq.models.incremental import Memory
 from peerseq.models.output import SeqOutput
+from peerseq.tokens import EOS
 
 
 class Copy(nn.Module):

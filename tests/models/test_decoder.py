@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from peerseq.decode.protocol import Memory
 from peerseq.models.decoder import TransformerDecoder
+from peerseq.models.incremental import Memory
 from peerseq.models.output import lengths_to_mask
 
 V, D = 17, 32

@@ -3,11 +3,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peerseq.decode.protocol import BOS, EOS, PAD
 from peerseq.models.decoder import TransformerDecoder
 from peerseq.models.encoder_decoder import EncoderDecoder
 from peerseq.models.encoders import TransformerEncoder
 from peerseq.models.frontends import Conv1dSubsampler, TokenEmbedding
+from peerseq.tokens import BOS, EOS, PAD
 
 V, D = 15, 32
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from peerseq.decode.protocol import BOS
 from peerseq.models.ctc_model import CTCModel
 from peerseq.models.encoder_decoder import EncoderDecoder
 from peerseq.models.frontends import TokenEmbedding
 from peerseq.models.presets import PRESETS, build, count_parameters
+from peerseq.tokens import BOS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

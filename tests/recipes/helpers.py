@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from peerseq.engine.checkpoint import latest_checkpoint, load_weights
+from peerseq.rundir.checkpoint import latest_checkpoint
+from peerseq.rundir.weights import load_weights
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

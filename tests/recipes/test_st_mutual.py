@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from peerseq.data.manifest import load_split
-from peerseq.engine.checkpoint import load_weights
 from peerseq.engine.schedules import Cyclical
+from peerseq.rundir.weights import load_weights
 from tests.recipes.helpers import reproduce as run_recipe
 
 METHODS = ["asr", "mt", "mt_joint", "e2e", "mtl", "kd", "ml", "ml_joint"]

@@ -1,4 +1,5 @@
-"""Atomic output: nothing half-written is ever left under the final name."""
+"""Durable, atomic file-system writes: nothing half-written is ever left under the final name
+(files fsynced before they are renamed into place, renames made durable by fsyncing the folder)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,50 @@ def ensure_writable_dir(path: Path, what: str) -> None:
         raise PeerseqError(
             f"{what} {path}: cannot write there ({e.strerror or e}); choose another directory"
         ) from None
+
+
+def write_text(file: Path, text: str, atomic: bool = False) -> None:
+    target = file
+    if atomic:
+        fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+        os.close(fd)
+        file = Path(tmp)
+    try:
+        with open(file, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if atomic:
+            os.replace(file, target)
+            fsync_dir(target.parent)
+    except BaseException:
+        if atomic:
+            file.unlink(missing_ok=True)
+        raise
+
+
+def fsync_file(file: Path) -> None:
+    with open(file, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(directory: Path) -> None:
+    # makes a rename durable; directories cannot be opened on Windows, where this is skipped
+    if os.name == "posix":
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove(path: Path) -> None:
+    """Rename out of the way first, then delete: a crash mid-delete leaves a hidden leftover,
+    never a half-deleted directory under a name that is read."""
+    if path.is_dir() and not path.is_symlink():
+        doomed = path.with_name(f".{path.name.lstrip('.')}.deleting-{os.urandom(4).hex()}")
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+

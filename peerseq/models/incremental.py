@@ -1,7 +1,5 @@
-"""What a model must offer to be decoded incrementally (beam search, greedy, cascade).
-
-Token ids are fixed across peerseq's text tokenizers: pad=0, bos=1, eos=2, unk=3.
-CTC vocabularies put blank at 0.
+"""What an encoder-decoder offers to be decoded incrementally (beam search, greedy, cascade):
+the encoder's Memory and the IncrementalDecoding interface. Models implement it; search uses it.
 """
 
 from __future__ import annotations
@@ -10,9 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-BLANK = 0
 
 
 @dataclass

@@ -18,17 +18,15 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from peerseq.engine.checkpoint import (
-    average_checkpoints,
+from peerseq.errors import PeerseqError
+from peerseq.rundir.checkpoint import (
     clean_leftovers,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    load_weights,
     save_checkpoint,
-    save_weights,
 )
-from peerseq.errors import PeerseqError
+from peerseq.rundir.weights import average_checkpoints, load_weights, save_weights
 
 
 class Tied(nn.Module):

@@ -1,0 +1,88 @@
+"""Every path of a run directory, named in one place.
+
+    RUN/config.yaml                  the experiment as it ran (`peerseq train` writes it)
+    RUN/metrics.jsonl                one record per logged step, validation and epoch end
+    RUN/.lock                        the writer's lock (rundir.lock)
+    RUN/checkpoints/step-NNNNNNNN/   model.PEER.safetensors, optim.PEER.pt, rng.pt, state.json,
+                                     complete.json (rundir.checkpoint)
+    RUN/checkpoints/latest           name of the newest checkpoint (for people and scripts)
+    RUN/best/                        model.PEER.safetensors + best.json: early stopping's best
+    RUN/averaged/                    model.PEER.safetensors + from.json: `peerseq average`
+    RUN/eval/SPLIT.json              `peerseq evaluate` scores; eval/PEER.SPLIT.hyp(.jsonl) beside
+    RUN/pseudo_labels/               frozen teachers' cached hypotheses (unless configured apart)
+    RUN/ddp_ranks.json               every rank's parameter checksums after a DDP run
+    RUN/export.json                  what `peerseq export` took, in an export directory
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS = ("best", "last", "averaged")
+
+
+def weights_file(folder: str | os.PathLike, peer: str) -> Path:
+    """A peer's weights in a checkpoint, best/ or averaged/ folder."""
+    return Path(folder) / f"model.{peer}.safetensors"
+
+
+def peers_in(folder: str | os.PathLike) -> list[str]:
+    """The peers whose weights a folder holds, sorted."""
+    files = Path(folder).glob("model.*.safetensors")
+    return sorted(p.name[len("model.") : -len(".safetensors")] for p in files)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best"
+
+    @property
+    def averaged(self) -> Path:
+        return self.root / "averaged"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def pseudo_labels(self) -> Path:
+        return self.root / "pseudo_labels"
+
+    @property
+    def ddp_ranks(self) -> Path:
+        return self.root / "ddp_ranks.json"
+
+    @property
+    def export_record(self) -> Path:
+        return self.root / "export.json"
+
+    def scores(self, split: str) -> Path:
+        return self.eval / f"{split}.json"
+
+    def hypotheses(self, peer: str, split: str) -> Path:
+        """One hypothesis per line; the same stem with .jsonl holds {"id", "hyp", "ref"}."""
+        return self.eval / f"{peer}.{split}.hyp"
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
