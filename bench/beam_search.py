@@ -35,11 +35,11 @@ from torch import nn
 
 from peerseq.data.corpora import multi30k
 from peerseq.data.tokenizers import train_sentencepiece
-from peerseq.decode.beam_search import beam_search
 from peerseq.losses import label_smoothed_nll
 from peerseq.models.incremental import Memory
 from peerseq.models.presets import build
 from peerseq.paths import bundled_data_dir
+from peerseq.search.beam_search import beam_search
 from peerseq.tokens import BOS, EOS, PAD
 
 

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from peerseq.config import load_config  # noqa: E402
-from peerseq.decode.ctc import ctc_greedy  # noqa: E402
 from peerseq.experiment import Experiment  # noqa: E402
 from peerseq.export import export_peer  # noqa: E402
 from peerseq.metrics.cost import count_parameters  # noqa: E402
 from peerseq.runs import load_run  # noqa: E402
+from peerseq.search.ctc import ctc_greedy  # noqa: E402
 from peerseq.train import Trainer  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "em_network"

@@ -7,7 +7,7 @@ recipes/mlkd's Teacher A (DeepSpeech2, `--size` of peerseq/models/asr_paper003.p
 weights: decoding cost does not depend on what the weights learnt, only on shapes and the beam)
 decodes the first N training utterances of fsdd-connected with recipes/mlkd's features (201-dim
 log spectrogram; the corpus is prepared once under exp/data). Both ways run the same code as
-`peerseq.engine.pseudo_labels.teacher_labels`: the model's forward, then
+`peerseq.decoding.teacher_labels.teacher_labels`: the model's forward, then
 `ctc_prefix_beam_search(beam, k)`; "batched" feeds the recipe's length-bucketed batches, "one by
 one" feeds each utterance alone. torch.set_num_threads(2), one process; wall clock.
 
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from peerseq.build import Data, reads_speech  # noqa: E402
 from peerseq.config import load_config  # noqa: E402
-from peerseq.decode.ctc import ctc_prefix_beam_search  # noqa: E402
 from peerseq.experiment import Experiment  # noqa: E402
 from peerseq.models.asr_paper003 import build_paper003  # noqa: E402
+from peerseq.search.ctc import ctc_prefix_beam_search  # noqa: E402
 
 CORPUS = "{name: fsdd-connected, sizes: {train: 1000, dev: 20, test: 20}}"
 

@@ -55,8 +55,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    from peerseq.evaluate import score
-    from peerseq.runs import decode_split, load_run, write_outputs
+    from peerseq.decoding.outputs import write_outputs
+    from peerseq.metrics.score import score
+    from peerseq.runs import decode_split, load_run
 
     run = load_run(args.run, args.weights)
     decoded = decode_split(run, args.peer, args.split, args.beam)
@@ -64,7 +65,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     jsonl = write_outputs(decoded, out)
     metric = run.exp.peers[args.peer].decode.metric
     if metric != "none":
-        value, signature = score(decoded, metric)
+        value, signature = score(decoded.refs, decoded.hyps, metric)
         print(f"{args.peer} {args.split} {metric} {value:.2f}  ({signature})")
     print(f"wrote {len(decoded.hyps)} hypotheses to {out}, with ids and references to {jsonl}")
 
@@ -89,15 +90,16 @@ def _run_peer(text: str) -> tuple[str, str]:
 
 
 def cmd_cascade(args: argparse.Namespace) -> None:
-    from peerseq.evaluate import score
-    from peerseq.runs import cascade_split, load_run, write_outputs
+    from peerseq.decoding.outputs import write_outputs
+    from peerseq.metrics.score import score
+    from peerseq.runs import cascade_split, load_run
 
     (asr_dir, asr_peer), (mt_dir, mt_peer) = args.asr, args.mt
     asr, mt = load_run(asr_dir, args.weights), load_run(mt_dir, args.weights)
     decoded = cascade_split(asr, asr_peer, mt, mt_peer, args.split, args.beam)
     hyp = Path(args.out) / f"cascade.{args.split}.hyp"
     jsonl = write_outputs(decoded, hyp)
-    value, signature = score(decoded, "bleu")
+    value, signature = score(decoded.refs, decoded.hyps, "bleu")
     print(f"cascade {args.split} bleu {value:.2f}  ({signature})")
     print(f"wrote {len(decoded.hyps)} translations to {hyp}, with ids and references to {jsonl}")
 

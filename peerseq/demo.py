@@ -51,7 +51,7 @@ def e2e_vs_ml(workdir: Path) -> dict:
     from rich.table import Table
 
     from peerseq.data.manifest import load_text_split
-    from peerseq.evaluate import chance_score
+    from peerseq.metrics.score import chance_score
 
     corpus = workdir / "data" / "multi30k-speech"  # prepared above with the tiny scale's args
     out, results = workdir / "st_mutual", workdir / "st_mutual" / "results"

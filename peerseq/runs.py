@@ -11,15 +11,17 @@ import torch
 
 from peerseq.build import Data, build_peers, reads_speech
 from peerseq.config import load_config
-from peerseq.decode.cascade import cascade
+from peerseq.decoding.outputs import write_outputs
+from peerseq.decoding.peer import Decoded, decode_peer, max_len_a
 from peerseq.distributed import pick_device
 from peerseq.engine.peer import Peer
 from peerseq.errors import PeerseqError
-from peerseq.evaluate import Decoded, decode_peer, max_len_a, score
 from peerseq.experiment import Experiment
+from peerseq.metrics.score import score
 from peerseq.rundir.checkpoint import weights_folder
 from peerseq.rundir.layout import RunDir, weights_file
 from peerseq.rundir.weights import load_weights
+from peerseq.search.cascade import cascade
 
 
 @dataclass
@@ -89,7 +91,7 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
         if metric == "none" or peer.upstream:
             continue
         decoded = decode_split(run, name, split)
-        value, signature = score(decoded, metric)
+        value, signature = score(decoded.refs, decoded.hyps, metric)
         out[name] = {
             "metric": metric,
             "score": value,
@@ -98,32 +100,6 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
         }
         write_outputs(decoded, layout.hypotheses(name, split))
     layout.scores(split).write_text(json.dumps(out, indent=2) + "\n")
-    return out
-
-
-def write_outputs(decoded: Decoded, hyp_path: Path) -> Path:
-    """hyp_path: one hypothesis per line (decoding order); beside it, hyp_path with suffix
-    .jsonl: {"id", "hyp", "ref"} per line, what `peerseq.report.compare` pairs across systems by
-    utterance id. Returns the .jsonl path."""
-    hyp_path = Path(hyp_path)
-    hyp_path.parent.mkdir(parents=True, exist_ok=True)
-    hyp_path.write_text("\n".join(decoded.hyps) + "\n")
-    jsonl = hyp_path.with_suffix(".jsonl")
-    with jsonl.open("w", encoding="utf-8") as f:
-        for i, h, r in zip(decoded.ids, decoded.hyps, decoded.refs, strict=True):
-            f.write(json.dumps({"id": i, "hyp": h, "ref": r}, ensure_ascii=False) + "\n")
-    return jsonl
-
-
-def read_outputs(path: str | Path) -> dict[str, tuple[str, str]]:
-    """A STEM.jsonl written by write_outputs -> {id: (hyp, ref)}."""
-    out = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-            out[row["id"]] = (row["hyp"], row["ref"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise PeerseqError(f'{path}:{n}: expected {{"id", "hyp", "ref"}}') from None
     return out
 
 

@@ -28,6 +28,8 @@ from peerseq.build import (
     reads_speech,
 )
 from peerseq.config import from_dict, save_config
+from peerseq.decoding import teacher_labels as pseudo_labels
+from peerseq.decoding.peer import decode_peer
 from peerseq.distributed import (
     Dist,
     autocast_factory,
@@ -36,14 +38,13 @@ from peerseq.distributed import (
     pick_device,
     shutdown_distributed,
 )
-from peerseq.engine import pseudo_labels
 from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
 from peerseq.engine.update import UPDATE_RULES, Optimisation
 from peerseq.errors import PeerseqError, describe
-from peerseq.evaluate import decode_peer, higher_is_better, score
 from peerseq.experiment import Experiment
 from peerseq.files import atomic_dir, ensure_writable_dir
+from peerseq.metrics.score import higher_is_better, score
 from peerseq.report.logger import RunLogger
 from peerseq.rundir.checkpoint import (
     clean_leftovers,
@@ -320,7 +321,7 @@ class Trainer:
                 exp.peers[name].decode,
                 self.device,
             )
-            record[f"{name}/{metric}"] = score(decoded, metric)[0]
+            record[f"{name}/{metric}"] = score(decoded.refs, decoded.hyps, metric)[0]
         for p in self.peers.values():
             unwrap(p.model).train(p.trainable)
         log.record("dev", self.state.step, record, self.state.epoch)

@@ -16,11 +16,11 @@ from peerseq.data.batching import FieldSpec, SpeechCollator, TextCollator, text_
 from peerseq.data.manifest import load_split, load_text_split
 from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.tokenizers import load_tokenizer
-from peerseq.decode.beam_search import beam_search, greedy_search
-from peerseq.decode.ctc import ctc_greedy
 from peerseq.losses import ctc_loss, label_smoothed_nll
 from peerseq.metrics.asr import wer
 from peerseq.models.presets import build
+from peerseq.search.beam_search import beam_search, greedy_search
+from peerseq.search.ctc import ctc_greedy
 from peerseq.tokens import BOS
 
 CTC_MAX_STEPS = 400

@@ -23,8 +23,8 @@ import pytest
 from peerseq.config import load_config
 from peerseq.data.manifest import load_split, load_text_split
 from peerseq.data.tokenizers import CharTokenizer, load_tokenizer
-from peerseq.evaluate import chance_score, higher_is_better
 from peerseq.experiment import Experiment
+from peerseq.metrics.score import chance_score, higher_is_better
 from peerseq.tokens import EOS
 from peerseq.train import Trainer
 

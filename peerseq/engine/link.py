@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import torch
 
 from peerseq.data.batching import Batch, pad_tokens
-from peerseq.decode.ctc import ctc_greedy
 from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
 from peerseq.errors import PeerseqError
 from peerseq.losses import ctc_loss, kl_divergence, seqkd_ctc, squared_l2_posteriors
 from peerseq.models.output import SeqOutput
+from peerseq.search.ctc import ctc_greedy
 
 KINDS = ("kl", "kl_symmetric", "l2", "seqkd")
 

@@ -12,11 +12,12 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from peerseq.decoding.outputs import read_outputs
+from peerseq.decoding.peer import Decoded
 from peerseq.errors import PeerseqError
-from peerseq.evaluate import Decoded, higher_is_better, score
 from peerseq.metrics.asr import paired_bootstrap_rate
 from peerseq.metrics.bleu import paired_bootstrap
-from peerseq.runs import read_outputs
+from peerseq.metrics.score import higher_is_better, score
 
 
 @dataclass
@@ -67,7 +68,7 @@ def score_system(label: str, outputs: dict[int, Path], metric: str) -> SystemSco
         if not Path(path).is_file():
             continue
         decoded = _decoded(Path(path))
-        out.scores[seed], out.signature = score(decoded, metric)
+        out.scores[seed], out.signature = score(decoded.refs, decoded.hyps, metric)
         out.n = len(decoded.ids)
     return out
 

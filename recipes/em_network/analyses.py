@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from peerseq.decode.ctc import ctc_greedy
+from peerseq.decoding.outputs import read_outputs
 from peerseq.report import figures
 from peerseq.report.logger import read_metrics
-from peerseq.runs import load_run, read_outputs
+from peerseq.runs import load_run
+from peerseq.search.ctc import ctc_greedy
 
 
 @torch.no_grad()

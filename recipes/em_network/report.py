@@ -26,6 +26,7 @@ from analyses import (  # this folder: run as a script, its folder is on sys.pat
     teacher_forced_argmax,
 )
 
+from peerseq.decoding.outputs import read_outputs
 from peerseq.metrics.asr import cer
 from peerseq.metrics.bleu import chrf
 from peerseq.metrics.cost import count_parameters
@@ -39,7 +40,7 @@ from peerseq.report.compare import (
     seeds_of,
 )
 from peerseq.report.logger import logged_runs
-from peerseq.runs import load_run, read_outputs
+from peerseq.runs import load_run
 
 HERE = Path(__file__).resolve().parent
 ASR = [  # method dir, label (Table 1/5 analogue)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from peerseq.decode.ctc import ctc_greedy
 from peerseq.metrics.cost import count_parameters, flops_per_second_of_audio
 from peerseq.models.asr_paper003 import PAPER_TABLE1, build_paper003, table1
 from peerseq.runs import load_run
+from peerseq.search.ctc import ctc_greedy
 
 MODELS = ("teacher_a", "teacher_b", "student_a", "student_b")
 # Table 6 of the paper gives parameters and FLOPs only as reductions against Teacher A (section

@@ -130,7 +130,7 @@ def test_seqkd_link_averages_a_teachers_k_best():
     """k > 1 (paper 003: 'k-best beam search'): attach keeps every hypothesis, and the link is
     the mean CTC over each utterance's k hypotheses (seqkd_ctc); with k = 1 it is the CTC on the
     padded 1-best, as before."""
-    from peerseq.engine.pseudo_labels import attach
+    from peerseq.decoding.teacher_labels import attach
     from peerseq.losses import ctc_loss, seqkd_ctc
 
     peers, b = ctc_peers(), batch()
@@ -213,7 +213,7 @@ def test_rdrop_is_one_model_linked_to_itself(tmp_path):
 def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
     """Sequence-level KD for MT (Kim & Rush 2016): the student's targets are the teacher's
     cached beam 1-best (with EOS) in training, the reference on dev."""
-    from peerseq.engine.pseudo_labels import weights_hash
+    from peerseq.decoding.teacher_labels import weights_hash
     from peerseq.train import Trainer
 
     teacher = {

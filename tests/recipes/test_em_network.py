@@ -16,8 +16,9 @@ import pytest
 import torch
 import yaml
 
-from peerseq.engine.pseudo_labels import weights_hash
-from peerseq.runs import decode_split, load_run, read_outputs
+from peerseq.decoding.outputs import read_outputs
+from peerseq.decoding.teacher_labels import weights_hash
+from peerseq.runs import decode_split, load_run
 from tests.recipes.helpers import records, weights
 from tests.recipes.helpers import reproduce as run_recipe
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from peerseq.engine.pseudo_labels import weights_hash
+from peerseq.decoding.teacher_labels import weights_hash
 from peerseq.models.asr_paper003 import table1
 from peerseq.runs import load_run
 from tests.recipes.helpers import records, weights

@@ -1,10 +1,10 @@
 import torch
 from torch import nn
 
-from peerseq.decode.beam_search import beam_search
-from peerseq.decode.cascade import asr_1best, cascade, pad_batch
 from peerseq.models.incremental import Memory
 from peerseq.models.output import SeqOutput
+from peerseq.search.beam_search import beam_search
+from peerseq.search.cascade import asr_1best, cascade, pad_batch
 from peerseq.tokens import EOS
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from peerseq.decode.beam_search import Hypothesis, beam_search, greedy_search, max_lengths
 from peerseq.models.incremental import Memory
+from peerseq.search.beam_search import Hypothesis, beam_search, greedy_search, max_lengths
 from peerseq.tokens import BOS, EOS, PAD
 
 

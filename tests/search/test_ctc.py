@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from peerseq.decode.ctc import ctc_greedy, ctc_prefix_beam_search
+from peerseq.search.ctc import ctc_greedy, ctc_prefix_beam_search
 
 
 def collapse(path, blank=0):

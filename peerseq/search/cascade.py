@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from peerseq.decode.beam_search import Hypothesis, beam_search
-from peerseq.decode.ctc import ctc_greedy
 from peerseq.models.incremental import IncrementalDecoding
 from peerseq.models.output import SeqOutput
+from peerseq.search.beam_search import Hypothesis, beam_search
+from peerseq.search.ctc import ctc_greedy
 from peerseq.tokens import EOS, PAD
 
 

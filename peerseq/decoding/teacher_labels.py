@@ -1,6 +1,7 @@
 """Sequence-level KD from a frozen teacher: its transcripts of the training set, decoded once
 and cached on disk under a hash of the teacher's weights, so a changed teacher is never
-silently reused. Encoder-decoders: beam search 1-best; CTC: prefix beam search k-best.
+silently reused. Decoded by `decoding.peer.hypotheses`, the path evaluation takes:
+encoder-decoders by beam search, CTC models by prefix beam search (k-best).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from pathlib import Path
 import torch
 
 from peerseq.data.batching import Batch, pad_tokens
-from peerseq.decode.beam_search import beam_search
-from peerseq.decode.ctc import ctc_prefix_beam_search
+from peerseq.decoding.peer import hypotheses, max_len_a
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
-from peerseq.evaluate import max_len_a
 from peerseq.experiment import DecodeConfig
 from peerseq.files import atomic_write_text
 
@@ -51,29 +50,8 @@ def teacher_labels(
     path = Path(cache_dir) / f"{peer.name}-{weights_hash(peer.model)}-k{k}-{settings}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    model = unwrap(peer.model).eval()
     labels: dict[str, list[list[int]]] = {}
-    for batch in batches:
-        batch = batch.to(device)
-        src, lengths = peer.inputs(batch)
-        if is_seq2seq(model):  # the same length limits as decode_peer (scaled for speech)
-            hyps = beam_search(
-                model,
-                src,
-                lengths,
-                beam=cfg.beam,
-                k=k,
-                max_len_a=max_len_a(peer, cfg),
-                max_len_b=cfg.max_len_b,
-                len_penalty=cfg.len_penalty,
-            )
-            kbest = [[h.tokens for h in hs] for hs in hyps]
-        else:
-            out = model(src, lengths)
-            kbest = [
-                [toks for toks, _ in hs]
-                for hs in ctc_prefix_beam_search(out.log_probs, out.lengths, beam=cfg.beam, k=k)
-            ]
+    for batch, kbest in hypotheses(peer, batches, cfg, device, k=k):
         labels.update(zip(batch.ids, kbest, strict=True))
     atomic_write_text(path, json.dumps(labels))
     return labels
