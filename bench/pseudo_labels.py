@@ -3,7 +3,7 @@ utterance at a time.
 
     python bench/pseudo_labels.py [--utterances 1000] [--k 4] [--beam 8] [--size small]
 
-recipes/mlkd's Teacher A (DeepSpeech2, `--size` of peerseq/models/asr_paper003.py, random
+recipes/mlkd's Teacher A (DeepSpeech2, `--size` of the deepspeech2_ctc preset, random
 weights: decoding cost does not depend on what the weights learnt, only on shapes and the beam)
 decodes the first N training utterances of fsdd-connected with recipes/mlkd's features (201-dim
 log spectrogram; the corpus is prepared once under exp/data). Both ways run the same code as
@@ -30,10 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from peerseq.build import Data, reads_speech  # noqa: E402
+from peerseq.build import reads_speech  # noqa: E402
 from peerseq.config import load_config  # noqa: E402
+from peerseq.data.pipeline import Data  # noqa: E402
+from peerseq.data.prepare import prepare_corpus  # noqa: E402
 from peerseq.experiment import Experiment  # noqa: E402
-from peerseq.models.asr_paper003 import build_paper003  # noqa: E402
+from peerseq.models.presets import build  # noqa: E402
 from peerseq.search.ctc import ctc_prefix_beam_search  # noqa: E402
 
 CORPUS = "{name: fsdd-connected, sizes: {train: 1000, dev: 20, test: 20}}"
@@ -67,15 +69,16 @@ def main() -> None:
             "data.min_seconds=null",  # every utterance the corpus has, short ones too
         ],
     )
-    data = Data(exp.data, seed=1, speech=reads_speech(exp))  # prepares the corpus if absent
-    batches = list(data.batches("train", args.utterances))
+    prepare_corpus(exp.data)
+    data = Data(exp.data, seed=1, speech=reads_speech(exp))
+    batches = list(data.batches("train"))
     singles = [
         type(b)([b.ids[i]], b.speech[i : i + 1, : int(n)], b.speech_lengths[i : i + 1])
         for b in batches
         for i, n in enumerate(b.speech_lengths)
     ]
     torch.manual_seed(1)
-    model = build_paper003("teacher_a", args.size, data.feature_dim(), 29).eval()
+    model = build("deepspeech2_ctc", args.size, src_feats=data.feature_dim(), vocab=29).eval()
     decode(model, batches[:1], args.beam, args.k)  # warm-up
     t0 = time.perf_counter()
     batched = decode(model, batches, args.beam, args.k)

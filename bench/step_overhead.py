@@ -5,7 +5,7 @@
 One process, torch.set_num_threads(2), the same few multi30k-speech batches (speech, source,
 target and transcript fields; the corpus is prepared small once) for every method. A step is
 forward + backward + optimiser step through the engine's own update rules
-(peerseq.engine.update.joint / alternating with an Optimisation), so the real code path is
+(peerseq.engine.update.joint / alternating, engine.optim's Optimisation), so the real code path is
 measured. Methods are timed interleaved, round after round (each round: one step per batch), so
 that the load of other jobs on a shared machine spreads evenly; a method's time is the median
 over rounds after one warm-up round, per step.
@@ -48,17 +48,23 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from peerseq.build import Data, build_links, build_peers, reads_speech  # noqa: E402
+from peerseq.build import build_links, build_peers, reads_speech  # noqa: E402
 from peerseq.config import load_config  # noqa: E402
-from peerseq.data.prepare import PrepareArgs, prepare  # noqa: E402
+from peerseq.data.config import DataConfig, FieldConfig  # noqa: E402
+from peerseq.data.pipeline import Data  # noqa: E402
+from peerseq.data.prepare import (  # noqa: E402
+    PrepareArgs,
+    prepare,
+    prepare_corpus,  # noqa: E402
+)
+from peerseq.engine.optim import build_optimisation  # noqa: E402
 from peerseq.engine.peer import Peer  # noqa: E402
-from peerseq.engine.update import Optimisation, _forward, alternating, joint  # noqa: E402
+from peerseq.engine.update import alternating, forward, joint  # noqa: E402
 from peerseq.experiment import (  # noqa: E402
-    DataConfig,
     Experiment,
-    FieldConfig,
     LinkConfig,
     ModelConfig,
+    OptimConfig,
     PeerConfig,
 )
 from peerseq.models.output import SeqOutput  # noqa: E402
@@ -128,7 +134,8 @@ def recipe_method(name: str, n_batches: int):
         EM_RECIPE / config,
         [f"data.corpus={corpus}", f"data.prepare={prep}", "data.limit_train=null"],
     )
-    data = Data(exp.data, seed=1, speech=reads_speech(exp))  # prepares the corpus if absent
+    prepare_corpus(exp.data)
+    data = Data(exp.data, seed=1, speech=reads_speech(exp))
     batches = list(islice(data.batches("train"), n_batches))
     return (*build_method(name, data, exp), batches)
 
@@ -158,7 +165,8 @@ def mlkd_method(name: str, n_batches: int):
     exp.peers = {n: p for n, p in exp.peers.items() if n in keep}
     for lc in exp.links:
         lc.a = "teacher" if lc.a == "teacher_a" else lc.a
-    data = Data(exp.data, seed=1, speech=reads_speech(exp))  # prepares the corpus if absent
+    prepare_corpus(exp.data)
+    data = Data(exp.data, seed=1, speech=reads_speech(exp))
     batches = [with_hyps(b) for b in islice(data.batches("train"), n_batches)]
     return (*build_method(name, data, exp), batches)
 
@@ -176,17 +184,8 @@ def build_method(name: str, data: Data, exp: Experiment | None = None):
         peers = {"teacher": Peer("teacher", CachedTeacher(), loss="none", trainable=False)} | peers
         exp.peers["teacher"] = PeerConfig(ModelConfig("none"), trainable=False)
     links = build_links(exp)
-    seen, optimizers, schedulers = set(), {}, {}
-    for n, p in peers.items():
-        if not p.trainable:
-            p.model.eval().requires_grad_(False)
-            continue
-        params = [q for q in p.model.parameters() if id(q) not in seen]
-        seen.update(id(q) for q in params)
-        if params:
-            optimizers[n] = torch.optim.AdamW(params, lr=1e-4)
-            schedulers[n] = torch.optim.lr_scheduler.LambdaLR(optimizers[n], lambda _: 1.0)
-    opt = Optimisation(optimizers, schedulers, clip_norm=5.0)
+    constant = OptimConfig(lr=1e-4, schedule="constant")
+    opt = build_optimisation(peers, dict.fromkeys(peers, constant), clip_norm=5.0)
     return peers, links, rule, opt
 
 
@@ -213,7 +212,7 @@ def main() -> None:
     st_peers, _, _, st_opt = built["st_mt_alternating"]
 
     def st_refresh(_peers, _links, batch, *_):
-        _forward(st_peers["st"], batch, False, st_opt.autocast)
+        forward(st_peers["st"], batch, False, st_opt.autocast)
 
     tasks = {
         name: (rule, peers, links, opt, batches)

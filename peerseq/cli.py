@@ -187,14 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--weights", default="best", choices=WEIGHTS)
         q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
 
-    pc = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
-    pc.add_argument("--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech")
-    pc.add_argument("--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text")
-    pc.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
-    pc.add_argument("--split", default="test")
-    pc.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
-    pc.add_argument("--weights", default="best", choices=WEIGHTS)
-    pc.set_defaults(func=cmd_cascade)
+    peer_cfg = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
+    peer_cfg.add_argument(
+        "--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech"
+    )
+    peer_cfg.add_argument(
+        "--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text"
+    )
+    peer_cfg.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
+    peer_cfg.add_argument("--split", default="test")
+    peer_cfg.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
+    peer_cfg.add_argument("--weights", default="best", choices=WEIGHTS)
+    peer_cfg.set_defaults(func=cmd_cascade)
 
     pe = sub.add_parser("export", help="one peer as a standalone model (training parts dropped)")
     pe.add_argument("run", help="run directory")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import hashlib
 import os
 import re
 import warnings
@@ -29,6 +30,14 @@ class Dist:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj` (small, picklable), in rank order, on every rank."""
+        if self.world_size == 1:
+            return [obj]
+        out: list = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
 
     def broadcast(self, obj):
         """Rank 0's `obj` (a small picklable value) on every rank."""
@@ -122,3 +131,15 @@ def autocast_factory(device: torch.device, bf16: bool):
         )
         return contextlib.nullcontext
     return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
+
+
+def checksum(model: torch.nn.Module) -> dict:
+    """float64 sum and sum of squares of the parameters, and a sha256 of their bytes."""
+    h, total, squares = hashlib.sha256(), 0.0, 0.0
+    for name, p in model.named_parameters():
+        x = p.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
+        total += float(x.double().sum())
+        squares += float(x.double().square().sum())
+    return {"sum": total, "sum_sq": squares, "sha256": h.hexdigest()}

@@ -39,21 +39,23 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PeerseqError(f"--out {out}: exists and is not empty; export into a new directory")
-    pc = copy.deepcopy(run.exp.peers[peer])
-    while pc.model.same_as:  # a second view of another peer's model (R-Drop): that model's
-        pc.model = copy.deepcopy(run.exp.peers[pc.model.same_as].model)  # own config
-    pc.model.share, pc.model.same_as = {}, None
-    pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
-    pc.trainable, pc.train_on_hyps_of, pc.optim = True, None, None
+    peer_cfg = copy.deepcopy(run.exp.peers[peer])
+    while peer_cfg.model.same_as:  # a second view of another peer's model (R-Drop): that model's
+        peer_cfg.model = copy.deepcopy(run.exp.peers[peer_cfg.model.same_as].model)  # own config
+    peer_cfg.model.share, peer_cfg.model.same_as = {}, None
+    peer_cfg.model.init_from = peer_cfg.model.init_encoder_from = (
+        peer_cfg.model.init_decoder_from
+    ) = None
+    peer_cfg.trainable, peer_cfg.train_on_hyps_of, peer_cfg.optim = True, None, None
     exp = dataclasses.replace(
         run.exp,
         out_dir=str(out),
-        peers={peer: pc},
+        peers={peer: peer_cfg},
         links=[],
         data=dataclasses.replace(run.exp.data, corpus=str(Path(run.exp.data.corpus).resolve())),
         train=dataclasses.replace(run.exp.train, early_stop_peer=None),
     )
-    fields = {f for f in (pc.reads, pc.predicts) if f != "speech"}
+    fields = {f for f in (peer_cfg.reads, peer_cfg.predicts) if f != "speech"}
     exp.data.fields = {k: v for k, v in run.exp.data.fields.items() if k in fields}
     layout = RunDir(out)
     layout.best.mkdir(parents=True, exist_ok=True)

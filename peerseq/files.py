@@ -135,4 +135,3 @@ def remove(path: Path) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-

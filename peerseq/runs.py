@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from peerseq.build import Data, build_peers, reads_speech
+from peerseq.build import build_peers, reads_speech
 from peerseq.config import load_config
+from peerseq.data.pipeline import Data
 from peerseq.decoding.outputs import write_outputs
 from peerseq.decoding.peer import Decoded, decode_peer, max_len_a
 from peerseq.distributed import pick_device
@@ -39,8 +40,10 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     if not layout.is_run():
         raise PeerseqError(f"{run_dir}: not a run directory (no {layout.config.name})")
     exp = load_config(Experiment, layout.config, [])
-    for pc in exp.peers.values():  # the run's own weights replace any initialisation
-        pc.model.init_from = pc.model.init_encoder_from = pc.model.init_decoder_from = None
+    for peer_cfg in exp.peers.values():  # the run's own weights replace any initialisation
+        peer_cfg.model.init_from = peer_cfg.model.init_encoder_from = (
+            peer_cfg.model.init_decoder_from
+        ) = None
     data = Data(exp.data, exp.train.seed, speech=reads_speech(exp))
     peers = build_peers(exp, data)
     folder = weights_folder(run_dir, which)
@@ -67,17 +70,8 @@ def decode_split(run: Run, peer: str, split: str, beam: int | None = None) -> De
     if beam is not None:
         cfg = dataclasses.replace(cfg, beam=beam)
     column = run.exp.data.fields[p.predicts].column
-    batches = run.data.batches(split, split_limit(run.exp, split))
+    batches = run.data.batches(split)
     return decode_peer(p, batches, run.data.tokenizers[p.predicts], column, cfg, run.device)
-
-
-def split_limit(exp: Experiment, split: str) -> int | None:
-    """data.limit_{train,dev,test} for the split of that name (decoding reads what training and
-    validation read)."""
-    d = exp.data
-    return {d.train_split: d.limit_train, d.dev_split: d.limit_dev, d.test_split: d.limit_test}.get(
-        split
-    )
 
 
 def evaluate_run(run: Run, split: str) -> dict[str, dict]:
@@ -123,7 +117,7 @@ def cascade_split(
     asr_model, mt_model = (r.peers[p].model for r, p in ((asr, asr_peer), (mt, mt_peer)))
     out = Decoded([], [], [])
     with torch.inference_mode():
-        for batch in asr.data.batches(split, split_limit(asr.exp, split)):
+        for batch in asr.data.batches(split):
             batch = batch.to(asr.device)
             res = cascade(
                 asr_model,

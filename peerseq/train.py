@@ -6,97 +6,60 @@ A method changes the peers, links and update rule in its config, never this loop
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import math
 import os
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from peerseq.build import (
-    Data,
-    build_links,
-    build_optimizer,
-    build_peers,
-    check_method,
-    reads_speech,
-)
-from peerseq.config import from_dict, save_config
+from peerseq.build import build_links, build_peers, check_method, reads_speech
+from peerseq.config import save_config
+from peerseq.data.pipeline import Data
+from peerseq.data.prepare import prepare_corpus
 from peerseq.decoding import teacher_labels as pseudo_labels
-from peerseq.decoding.peer import decode_peer
 from peerseq.distributed import (
     Dist,
     autocast_factory,
+    checksum,
     init_distributed,
     is_timeout,
     pick_device,
     shutdown_distributed,
 )
-from peerseq.engine.objective import objective
+from peerseq.engine.optim import build_optimisation
 from peerseq.engine.peer import Peer, unwrap
-from peerseq.engine.update import UPDATE_RULES, Optimisation
+from peerseq.engine.update import UPDATE_RULES
 from peerseq.errors import PeerseqError, describe
 from peerseq.experiment import Experiment
 from peerseq.files import atomic_dir, ensure_writable_dir
-from peerseq.metrics.score import higher_is_better, score
-from peerseq.report.logger import RunLogger
+from peerseq.run_state import State, load_state, non_finite, save_state, seed_everything
 from peerseq.rundir.checkpoint import (
     clean_leftovers,
     latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
 )
 from peerseq.rundir.layout import RunDir, weights_file
 from peerseq.rundir.lock import RunLock
+from peerseq.rundir.log import RunLogger
 from peerseq.rundir.weights import save_weights
-
-
-@dataclass
-class State:
-    """Everything besides weights and optimisers that a resumed run needs (state.json)."""
-
-    step: int = 0
-    epoch: int = 0
-    micro: int = 0  # batches consumed in the current epoch (a resume skips as many)
-    best: float | None = None
-    best_step: int | None = None
-    bad: int = 0
-    done: bool = False
-    history: list = field(default_factory=list)  # validation records
-    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
-    skipped_streak: int = 0  # ... of them in a row, up to the last step
-    metrics_lines: int | None = None  # metrics.jsonl lines written up to this checkpoint
-
-    def __post_init__(self) -> None:
-        for name in ("step", "epoch", "micro", "bad", "skipped_steps", "skipped_streak"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
-        if self.metrics_lines is not None and self.metrics_lines < 0:
-            raise ValueError(f"metrics_lines: expected >= 0, got {self.metrics_lines}")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+from peerseq.validation import dev_record, is_new_best
 
 
 class Trainer:
-    """resume: continue from the run directory's newest complete checkpoint (a fresh start if
-    it has none). Without it, a directory that holds checkpoints is refused, before any work."""
+    """One run of an experiment: claims its run directory, prepares the data, builds the peers,
+    links and optimisers, then `fit()` trains them with the configured update rule, validating
+    and checkpointing as the config says (rank 0 writes; under torchrun every rank trains its
+    shard of each batch).
+
+    resume: continue from the run directory's newest complete checkpoint (a fresh start if it
+    has none). Without it, a directory that holds checkpoints is refused, before any work."""
 
     def __init__(self, exp: Experiment, resume: bool = False):
-        self.exp, t = exp, exp.train
+        self.exp, cfg = exp, exp.train
         self.resume_requested = resume
-        self.device = pick_device(t.device)
+        self.device = pick_device(cfg.device)
         had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.dist: Dist = init_distributed(self.device, t.collective_timeout)
+        self.dist: Dist = init_distributed(self.device, cfg.collective_timeout)
         self.owns_group = self.dist.world_size > 1 and not had_group  # destroyed after fit
         self.run_dir = Path(exp.out_dir)
         self.layout = RunDir(self.run_dir)
@@ -142,78 +105,70 @@ class Trainer:
             self.lock = None
 
     def _build(self) -> None:
-        exp, t = self.exp, self.exp.train
-        if t.num_threads:
-            torch.set_num_threads(t.num_threads)
+        exp, cfg = self.exp, self.exp.train
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self._prepare_data()
         self.data = Data(
-            exp.data, t.seed, self.dist.world_size, self.dist.rank, speech=reads_speech(exp)
+            exp.data, cfg.seed, self.dist.world_size, self.dist.rank, speech=reads_speech(exp)
         )
-        # seeded after the data, whose preparation (if it had to run) draws random numbers:
-        # the same on every rank and in every process, so the initial weights are identical
-        seed_everything(t.seed)
+        # seeded after the preparation, which draws random numbers when it runs: the same seed
+        # on every rank and in every process, so the initial weights are identical
+        seed_everything(cfg.seed)
         self.peers: dict[str, Peer] = build_peers(exp, self.data)
         self.links = build_links(exp)
         check_method(exp, self.peers)
-        self.update = UPDATE_RULES[t.update]
+        self.update = UPDATE_RULES[cfg.update]
         self._setup_models_and_optimisers()
         self.labels = self._pseudo_labels()
         self.state = State()
         self.log: RunLogger | None = None
 
+    def _prepare_data(self) -> None:
+        """The run's preparation step: rank 0 makes data.corpus from data.prepare if it is not
+        prepared yet, while the others wait; every rank learns the outcome."""
+        error = None
+        if self.dist.main:
+            try:
+                prepare_corpus(self.exp.data)
+            except (PeerseqError, OSError) as e:
+                error = describe(e)
+        error = self.dist.broadcast(error)
+        if error:
+            raise PeerseqError(error)
+
     def _setup_models_and_optimisers(self) -> None:
-        exp, seen = self.exp, set()
-        self.optimizers, self.schedulers, per_step = {}, {}, {}
-        for name, peer in self.peers.items():
+        exp, cfg = self.exp, self.exp.train
+        for peer in self.peers.values():
             peer.model.to(self.device)
-            if not peer.trainable:
-                peer.model.eval().requires_grad_(False)
-                continue
-            # a parameter shared with an earlier peer belongs to that peer's optimiser only
-            params = [p for p in peer.model.parameters() if id(p) not in seen]
-            seen.update(id(p) for p in params)
-            if params:
-                cfg = exp.peers[name].optim or exp.optim
-                opt, sched = build_optimizer(params, cfg)
-                if cfg.schedule == "epoch_decay":
-                    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.decay)
-                else:
-                    per_step[name] = sched
-                self.optimizers[name], self.schedulers[name] = opt, sched
-        self.per_epoch = [n for n in self.schedulers if n not in per_step]
+        self.opt = build_optimisation(
+            self.peers,
+            {name: peer_cfg.optim or exp.optim for name, peer_cfg in exp.peers.items()},
+            cfg.clip_norm,
+            cfg.accum_steps,
+            autocast_factory(self.device, cfg.bf16),
+            agree=lambda bad: self.dist.any(bad, self.device),
+        )
+        self.optimisers, self.schedulers = self.opt.optimisers, self.opt.all_schedulers
         if self.dist.world_size > 1:
             for peer in self.peers.values():
                 if peer.trainable:  # each peer its own DDP: alternating updates stay possible
                     peer.model = DistributedDataParallel(peer.model, find_unused_parameters=True)
-        t = exp.train
-        self.opt = Optimisation(
-            self.optimizers,
-            per_step,
-            t.clip_norm,
-            t.accum_steps,
-            autocast_factory(self.device, t.bf16),
-            agree=lambda bad: self.dist.any(bad, self.device),
-        )
 
     def _pseudo_labels(self) -> dict[str, dict]:
-        """Cached transcripts of frozen teachers (decoded once): for seqkd links (k-best, CTC
-        prefix beam search or beam search) and for students trained on a teacher's hypotheses
-        (`train_on_hyps_of`: beam search 1-best with the teacher's own decode settings)."""
-        wanted = {
-            lc.a: (lc.k, None)
-            for lc in self.exp.links
-            if lc.kind == "seqkd" and lc.cache and not self.peers[lc.a].trainable
-        }
-        for pc in self.exp.peers.values():
-            if pc.train_on_hyps_of:
-                wanted[pc.train_on_hyps_of] = (1, self.exp.peers[pc.train_on_hyps_of].decode)
-        out = {}
+        """Frozen teachers' cached hypotheses of the training split (decoded once)."""
         folder = Path(self.exp.train.pseudo_labels_dir or self.layout.pseudo_labels)
-        for teacher, (k, cfg) in wanted.items():
-            batches = self.data.batches(self.exp.data.train_split, self.exp.data.limit_train)
-            out[teacher] = pseudo_labels.teacher_labels(
-                self.peers[teacher], batches, self.device, folder, k, cfg
+        return {
+            teacher: pseudo_labels.teacher_labels(
+                self.peers[teacher],
+                self.data.batches(self.exp.data.train_split),
+                self.device,
+                folder,
+                k,
+                decode,
             )
-        return out
+            for teacher, (k, decode) in pseudo_labels.wanted(self.exp, self.peers).items()
+        }
 
     def models(self) -> dict:
         return {n: unwrap(p.model) for n, p in self.peers.items()}
@@ -225,48 +180,28 @@ class Trainer:
         error = None
         if self.dist.main:
             self.state.metrics_lines = self.log.lines if self.log is not None else None
-            try:
-                save_checkpoint(
-                    self.run_dir,
-                    self.state.step,
-                    self.models(),
-                    self.optimizers,
-                    self.schedulers,
-                    self.state.__dict__,
-                    keep_last=self.exp.train.keep_last,
-                )
-            except OSError as e:  # full disk, read-only: the last complete checkpoint is intact
-                last = latest_checkpoint(self.run_dir)
-                error = (
-                    f"{e.filename or self.run_dir}: {e.strerror or e} while saving step "
-                    f"{self.state.step}; the newest complete checkpoint, {last or 'none'}, is "
-                    "intact: free space and continue with --resume"
-                )
-            except PeerseqError as e:
-                error = str(e)
+            error = save_state(
+                self.run_dir,
+                self.state,
+                self.models(),
+                self.optimisers,
+                self.schedulers,
+                self.exp.train.keep_last,
+            )
         error = self.dist.broadcast(error)  # also the barrier
         if error:
             raise PeerseqError(error)
 
     def resume(self) -> bool:
-        ckpt = latest_checkpoint(self.run_dir, strict=True)
-        if ckpt is None:
-            return False
-        extra = load_checkpoint(ckpt, self.models(), self.optimizers, self.schedulers)
-        source = str(ckpt / "state.json")
-        self.state = from_dict(State, extra, source=source)
-        if self.state.step != int(ckpt.name.split("-")[1]):
-            raise PeerseqError(f"{source}: step {self.state.step}, expected {ckpt.name}'s step")
-        return True
+        state = load_state(self.run_dir, self.models(), self.optimisers, self.schedulers)
+        if state is not None:
+            self.state = state
+        return state is not None
 
     def _check_finite_weights(self) -> None:
         """Non-finite weights are never validated, saved as best or checkpointed (every rank
         checks its own copy, so all stop together)."""
-        bad = [
-            name
-            for name, model in self.models().items()
-            if not all(bool(torch.isfinite(p).all()) for p in model.parameters())
-        ]
+        bad = non_finite(self.models())
         if bad:
             raise PeerseqError(
                 f"step {self.state.step}: the weights of {', '.join(bad)} are not finite; not "
@@ -289,70 +224,37 @@ class Trainer:
             raise PeerseqError(error)
         return record
 
-    @torch.no_grad()
     def _validate_here(self, log: RunLogger) -> dict[str, float]:
-        exp, data = self.exp, self.data
-        for p in self.peers.values():
-            unwrap(p.model).eval()
-        # the plain models, not their DDP wrappers: only this rank validates, and a DDP
-        # forward could start a collective (buffer broadcast) the other ranks never join
-        peers = {n: dataclasses.replace(p, model=unwrap(p.model)) for n, p in self.peers.items()}
-        sums, n = {}, 0
-        for batch in data.batches(exp.data.dev_split, exp.data.limit_dev):
-            # no cached teacher labels on dev: a seqkd link decodes the teacher online
-            batch = batch.to(self.device)
-            outs = {}
-            for name, p in peers.items():
-                outs[name] = p.forward(batch, outs)
-            for k, v in objective(peers, self.links, outs, batch, self.state.step).items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
-            n += len(batch)
-        record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
-        for name, peer in peers.items():
-            metric = exp.peers[name].decode.metric
-            if metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
-                continue
-            column = exp.data.fields[peer.predicts].column
-            decoded = decode_peer(
-                peer,
-                data.batches(exp.data.dev_split, exp.data.limit_dev),
-                data.tokenizers[peer.predicts],
-                column,
-                exp.peers[name].decode,
-                self.device,
-            )
-            record[f"{name}/{metric}"] = score(decoded.refs, decoded.hyps, metric)[0]
-        for p in self.peers.values():
-            unwrap(p.model).train(p.trainable)
+        record = dev_record(
+            self.exp, self.data, self.peers, self.links, self.state.step, self.device
+        )
         log.record("dev", self.state.step, record, self.state.epoch)
         log.say("dev " + " ".join(f"{k} {v:.3f}" for k, v in record.items()))
         self._early_stopping(record)
         return record
 
     def _early_stopping(self, record: dict[str, float]) -> None:
-        s, t = self.state, self.exp.train
-        name = t.early_stop_peer
+        """Keep the best weights in best/; stop after train.patience validations without a new
+        best."""
+        state, cfg = self.state, self.exp.train
+        name = cfg.early_stop_peer
         if name is None:
             return
         metric = self.exp.peers[name].decode.metric
         value = record[f"{name}/{metric}"]
-        better = math.isfinite(value) and (
-            s.best is None or (value > s.best if higher_is_better(metric) else value < s.best)
-        )
-        s.history.append({"step": s.step, f"{name}/{metric}": value})
-        if better:
-            s.best, s.best_step, s.bad = value, s.step, 0
+        state.history.append({"step": state.step, f"{name}/{metric}": value})
+        if is_new_best(value, state.best, metric):
+            state.best, state.best_step, state.since_best = value, state.step, 0
             # written beside and renamed: best/ never mixes the weights of two steps
             with atomic_dir(self.layout.best) as tmp:
                 for peer, model in self.models().items():
                     save_weights(weights_file(tmp, peer), model.state_dict())
-                (tmp / "best.json").write_text(
-                    json.dumps({"step": s.step, "peer": name, "metric": metric, "value": value})
-                )
+                record = {"step": state.step, "peer": name, "metric": metric, "value": value}
+                (tmp / "best.json").write_text(json.dumps(record))
         else:
-            s.bad += 1
-            if t.patience is not None and s.bad >= t.patience:
-                s.done = True
+            state.since_best += 1
+            if cfg.patience is not None and state.since_best >= cfg.patience:
+                state.done = True
 
     def _validate_and_save(self, log: RunLogger) -> None:
         """Validate and checkpoint, once per step: an epoch that ends on a validation step
@@ -390,117 +292,109 @@ class Trainer:
         self.owns_group = False
 
     def _fit(self, resume: bool) -> State:
-        exp, t, s = self.exp, self.exp.train, self.state
+        exp, cfg, state = self.exp, self.exp.train, self.state
         resumed = resume and self.resume()
         if resumed:
-            s = self.state
+            state = self.state
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(exp, self.layout.config)
-        keep = s.metrics_lines if resumed else 0
-        log = self.log = RunLogger(self.run_dir, self.dist.main, t.max_steps, keep, s.step, s.epoch)
-        self._saved_step = s.step if resumed else None
+        keep = state.metrics_lines if resumed else 0
+        log = self.log = RunLogger(
+            self.run_dir, self.dist.main, cfg.max_steps, keep, state.step, state.epoch
+        )
+        self._saved_step = state.step if resumed else None
         if resumed:
-            log.say(f"resuming at step {s.step}, epoch {s.epoch}" + (" (finished)" * s.done))
+            log.say(
+                f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * state.done)
+            )
         collate = self.data.collator(training=True)
-        while not s.done and s.epoch < t.max_epochs:
-            sampler = self.data.sampler(exp.data.train_split, True, exp.data.limit_train)
-            sampler.set_epoch(s.epoch)
+        while not state.done and state.epoch < cfg.max_epochs:
+            sampler = self.data.sampler(exp.data.train_split, True)
+            sampler.set_epoch(state.epoch)
             batches = iter(sampler)
             # Resuming mid-epoch: the sampler is deterministic for (seed, epoch), so skipping
             # the batches already consumed (metadata only, nothing is loaded) lands on the same
             # next batch. lhotse's own sampler state_dict() refuses token-constrained samplers.
-            for i in range(s.micro):
+            for i in range(state.micro):
                 if next(batches, None) is None:
                     raise PeerseqError(
-                        f"state.json of step {s.step}: micro {s.micro}, but epoch {s.epoch} "
-                        f"has only {i} batches (edited by hand, or other data?)"
+                        f"state.json of step {state.step}: micro {state.micro}, but epoch "
+                        f"{state.epoch} has only {i} batches (edited by hand, or other data?)"
                     )
             for items in _continue(batches):
                 batch = self._attach(collate(items)).to(self.device)
-                s.micro += 1
-                step_now = s.micro % t.accum_steps == 0
-                terms = self.update(self.peers, self.links, batch, s.step + 1, self.opt, step_now)
+                state.micro += 1
+                step_now = state.micro % cfg.accum_steps == 0
+                terms = self.update(
+                    self.peers, self.links, batch, state.step + 1, self.opt, step_now
+                )
                 if not step_now:
                     continue
-                s.step += 1
+                state.step += 1
                 log.utts += len(batch)
                 self._count_skipped(log)
-                if s.step % t.log_every == 0:
-                    log.record("train", s.step, terms, s.epoch)
-                    log.progress(s.step, s.epoch, _shown(terms), 0)
-                stop = s.done or bool(t.max_steps and s.step >= t.max_steps)
-                if stop or (t.valid_every and s.step % t.valid_every == 0):
+                if state.step % cfg.log_every == 0:
+                    log.record("train", state.step, terms, state.epoch)
+                    log.progress(state.step, state.epoch, _shown(terms), 0)
+                stop = state.done or bool(cfg.max_steps and state.step >= cfg.max_steps)
+                if stop or (cfg.valid_every and state.step % cfg.valid_every == 0):
                     self._validate_and_save(log)
-                if stop or s.done:
-                    s.done = True
+                if stop or state.done:
+                    state.done = True
                     break
             else:  # the epoch ran to its end
-                for opt in self.optimizers.values():  # an unfinished accumulation is dropped:
+                for opt in self.optimisers.values():  # an unfinished accumulation is dropped:
                     opt.zero_grad(set_to_none=True)  # a resumed run could not have it
                 self.opt.pending.clear()
                 self.opt.bad_loss = False
-                for name in self.per_epoch:  # per-epoch LR decay (paper 003: x0.95)
-                    self.schedulers[name].step()
-                s.epoch, s.micro = s.epoch + 1, 0
-                log.record("epoch", s.step, {}, s.epoch)  # updates per epoch, for schedules
-                s.done = s.done or s.epoch >= t.max_epochs
+                self.opt.epoch_end()  # per-epoch LR decay
+                state.epoch, state.micro = state.epoch + 1, 0
+                log.record("epoch", state.step, {}, state.epoch)  # updates per epoch, for schedules
+                state.done = state.done or state.epoch >= cfg.max_epochs
                 self._validate_and_save(log)
         if self.dist.world_size > 1:
             self._write_rank_checksums()
             if self.owns_group:
                 self._leave_group(barrier=True)
-        return s
+        return state
 
     def _count_skipped(self, log: RunLogger) -> None:
         """A step whose update was skipped (non-finite loss or gradient norm) is counted, said
         and logged; train.max_bad_steps of them in a row stop the run (every rank decides the
         same: the skip decision itself is agreed across ranks)."""
-        s, t = self.state, self.exp.train
+        state, cfg = self.state, self.exp.train
         skipped = self.opt.take_skipped()
         if not skipped:
-            s.skipped_streak = 0
+            state.skipped_streak = 0
             return
-        s.skipped_steps += 1
-        s.skipped_streak += 1
+        state.skipped_steps += 1
+        state.skipped_streak += 1
         peers = ", ".join(sorted(set(skipped)))
-        log.record("skip", s.step, {"skipped_steps": s.skipped_steps}, s.epoch)
+        log.record("skip", state.step, {"skipped_steps": state.skipped_steps}, state.epoch)
         log.say(
-            f"step {s.step}: non-finite loss or gradient norm ({peers}): update skipped "
-            f"({s.skipped_streak} in a row, {s.skipped_steps} in all)"
+            f"step {state.step}: non-finite loss or gradient norm ({peers}): update skipped "
+            f"({state.skipped_streak} in a row, {state.skipped_steps} in all)"
         )
-        if s.skipped_streak >= t.max_bad_steps:
+        if state.skipped_streak >= cfg.max_bad_steps:
             last = latest_checkpoint(self.run_dir)
             raise PeerseqError(
-                f"step {s.step}: {s.skipped_streak} steps in a row had a non-finite loss or "
-                f"gradient norm ({peers}; train.max_bad_steps={t.max_bad_steps}): stopped. The "
-                f"last good checkpoint is {last or 'none (no checkpoint yet)'}, kept; lower "
+                f"step {state.step}: {state.skipped_streak} steps in a row had a non-finite loss "
+                f"or gradient norm ({peers}; train.max_bad_steps={cfg.max_bad_steps}): stopped. "
+                f"The last good checkpoint is {last or 'none (no checkpoint yet)'}, kept; lower "
                 "optim.lr or set train.clip_norm, then continue with --resume"
             )
 
     def _write_rank_checksums(self) -> None:
         """Every rank's checksums of its trainable peers' parameters -> run_dir/ddp_ranks.json
         (written by rank 0): under DDP they must be identical."""
-        mine = {name: _checksum(unwrap(p.model)) for name, p in self.peers.items() if p.trainable}
-        gathered: list = [None] * self.dist.world_size
-        torch.distributed.all_gather_object(gathered, mine)
+        mine = {n: checksum(unwrap(p.model)) for n, p in self.peers.items() if p.trainable}
+        gathered = self.dist.gather(mine)
         if self.dist.main:
             self.layout.ddp_ranks.write_text(
                 json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
             )
         self.dist.barrier()
-
-
-def _checksum(model: torch.nn.Module) -> dict:
-    """float64 sum and sum of squares of the parameters, and a sha256 of their bytes."""
-    h, total, squares = hashlib.sha256(), 0.0, 0.0
-    for name, p in model.named_parameters():
-        x = p.detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
-        total += float(x.double().sum())
-        squares += float(x.double().square().sum())
-    return {"sum": total, "sum_sq": squares, "sha256": h.hexdigest()}
 
 
 def _continue(it):

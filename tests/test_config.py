@@ -7,9 +7,10 @@ from typing import Literal
 import pytest
 import yaml
 
-from peerseq.config import from_dict, load_config, save_config, to_dict
+from peerseq.config import load_config, save_config
 from peerseq.errors import PeerseqError
 from peerseq.experiment import Experiment
+from peerseq.typed import from_dict, to_dict
 
 # Module level: with postponed annotations, get_type_hints must be able to find these names.
 

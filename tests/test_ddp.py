@@ -123,13 +123,13 @@ def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path):
         trainer = Trainer(exp)
         training_sampler, data = trainer.data.sampler, trainer.data
 
-        def sampler(split, training, limit=None):
+        def sampler(split, training):
             if not training:
-                return training_sampler(split, training, limit)
+                return training_sampler(split, training)
             shards = []
             for rank in range(2):
                 data.world_size, data.rank = 2, rank
-                shards.append(training_sampler(split, training, limit))
+                shards.append(training_sampler(split, training))
             data.world_size, data.rank = 1, 0
             return Interleaved(shards)
 

@@ -233,7 +233,7 @@ def test_a_failed_average_leaves_nothing(tmp_path, corpus, capsys, monkeypatch):
     def broken(path, state):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("peerseq.runs.save_weights", broken)
+    monkeypatch.setattr("peerseq.rundir.checkpoint.save_weights", broken)
     assert main(["average", str(tmp_path / "run"), "--last", "2"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert not [p for p in (tmp_path / "run").iterdir() if "averaged" in p.name]
@@ -260,7 +260,7 @@ def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
 def test_an_old_checkpoint_resumes_without_duplicating_an_epoch_end(tmp_path):
     """A checkpoint from before metrics_lines existed: records up to its step and epoch stay;
     the epoch end logged at its step after it was written goes (the resume logs it again)."""
-    from peerseq.report.logger import RunLogger
+    from peerseq.rundir.log import RunLogger
 
     rows = [
         {"split": "train", "step": 4, "epoch": 0},

@@ -154,4 +154,4 @@ def test_epoch_decay_schedule(tmp_path):
 
     trainer = Trainer(exp)
     trainer.fit()
-    assert trainer.optimizers["mt"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.95**2)
+    assert trainer.optimisers["mt"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.95**2)

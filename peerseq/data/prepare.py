@@ -29,11 +29,13 @@ from lhotse import CutSet
 
 from peerseq.data import manifest as mf
 from peerseq.data.audio import check_audio
+from peerseq.data.config import DataConfig
 from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.errors import DataError
 from peerseq.files import DirectoryTaken, atomic_dir, ensure_writable_dir
 from peerseq.paths import bundled_data_dir
+from peerseq.typed import from_dict
 
 
 @dataclass
@@ -371,3 +373,16 @@ def _prepare_into(a: PrepareArgs, out: Path, key: dict, faults: mf.Faults, repla
         }
         mf.write_corpus_json(tmp, meta)
     return meta
+
+
+def prepare_corpus(cfg: DataConfig, log: Callable[[str], None] = print) -> None:
+    """A run's preparation step: make `data.corpus` as `data.prepare` describes, unless it is
+    prepared already. Nothing else prepares a corpus (decoding and evaluation refuse a missing
+    one)."""
+    if (Path(cfg.corpus) / "corpus.json").is_file():
+        return
+    if not cfg.prepare:
+        raise DataError(
+            f"data.corpus: {cfg.corpus} is not a prepared corpus and data.prepare is empty"
+        )
+    prepare(from_dict(PrepareArgs, {"out": cfg.corpus, **cfg.prepare}, source="data.prepare"), log)

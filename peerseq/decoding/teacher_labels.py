@@ -16,8 +16,24 @@ import torch
 from peerseq.data.batching import Batch, pad_tokens
 from peerseq.decoding.peer import hypotheses, max_len_a
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
-from peerseq.experiment import DecodeConfig
+from peerseq.experiment import DecodeConfig, Experiment
 from peerseq.files import atomic_write_text
+
+
+def wanted(exp: Experiment, peers: dict[str, Peer]) -> dict[str, tuple[int, DecodeConfig | None]]:
+    """{teacher: (k, its decode settings or None for the default)}: the frozen teachers whose
+    hypotheses a run needs cached, for seqkd links (k-best: CTC prefix beam search or beam
+    search) and for students trained on a teacher's hypotheses (`train_on_hyps_of`: the 1-best
+    of beam search with the teacher's own decode settings)."""
+    out: dict[str, tuple[int, DecodeConfig | None]] = {
+        link_cfg.a: (link_cfg.k, None)
+        for link_cfg in exp.links
+        if link_cfg.kind == "seqkd" and link_cfg.cache and not peers[link_cfg.a].trainable
+    }
+    for peer_cfg in exp.peers.values():
+        if peer_cfg.train_on_hyps_of:
+            out[peer_cfg.train_on_hyps_of] = (1, exp.peers[peer_cfg.train_on_hyps_of].decode)
+    return out
 
 
 def weights_hash(model: torch.nn.Module) -> str:

@@ -14,74 +14,18 @@ on the micro-batches of gradient accumulation that only accumulate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-
 import torch
 
 from peerseq.data.batching import Batch
 from peerseq.engine.link import Link
 from peerseq.engine.objective import objective
+from peerseq.engine.optim import Optimisation
 from peerseq.engine.peer import Peer
 from peerseq.models.output import SeqOutput
 
 
-@dataclass
-class Optimisation:
-    """Per-peer optimisers and LR schedulers (a peer whose parameters all belong to another's
-    optimiser, such as EM-Network's seq inside em, has none), gradient clipping, accumulation,
-    the autocast context (bf16) forward passes run in, and the guard against non-finite steps.
-
-    Non-finite steps: an update whose loss (any micro-batch of it) or gradient norm is NaN or
-    infinite is skipped: gradients dropped, optimiser and LR scheduler untouched. `agree` makes
-    every DDP rank take the same decision (any rank's bad loss skips the update everywhere); the
-    names of the skipped peers collect in `skipped` until the loop takes them."""
-
-    optimizers: dict[str, torch.optim.Optimizer]
-    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
-    clip_norm: float | None = None
-    accum_steps: int = 1
-    autocast: Callable[[], object] = nullcontext
-    agree: Callable[[bool], bool] = bool  # DDP: all-reduce "any rank bad"
-    pending: list[Batch] = field(default_factory=list)  # alternating: this step's micro-batches
-    bad_loss: bool = False  # a loss since the last update was not finite
-    skipped: list[str] = field(default_factory=list)
-
-    def step(self, names: list[str]) -> None:
-        named = [(n, self.optimizers[n]) for n in names if n in self.optimizers]
-        if not named:
-            return
-        finite = not self.bad_loss
-        for _, opt in named:
-            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            if not grads:
-                continue
-            if self.clip_norm:  # clips in place; the norm it returns is the one before clipping
-                params = [p for g in opt.param_groups for p in g["params"]]
-                norm = torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
-            else:
-                norm = torch.nn.utils.get_total_norm(grads)
-            finite = finite and bool(torch.isfinite(norm))
-        bad = self.agree(not finite)
-        self.bad_loss = False
-        for name, opt in named:
-            if bad:
-                opt.zero_grad(set_to_none=True)
-                self.skipped.append(name)
-                continue
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if name in self.schedulers:  # per-step LR schedules (per-epoch ones: the loop)
-                self.schedulers[name].step()
-
-    def take_skipped(self) -> list[str]:
-        """The peers whose update was skipped since the last call (and forget them)."""
-        out, self.skipped = self.skipped, []
-        return out
-
-
-def _forward(peer: Peer, batch: Batch, grad: bool, autocast, outputs=None) -> SeqOutput:
+def forward(peer: Peer, batch: Batch, grad: bool, autocast, outputs=None) -> SeqOutput:
+    """One peer's forward, with or without grad, in the autocast context."""
     with torch.set_grad_enabled(grad), autocast():
         return peer.forward(batch, outputs)
 
@@ -103,7 +47,7 @@ def frozen_outputs(
     outputs: dict[str, SeqOutput] = {}
     for n, p in peers.items():
         if not p.trainable and n in used:
-            outputs[n] = _forward(p, batch, False, autocast, outputs)
+            outputs[n] = forward(p, batch, False, autocast, outputs)
     return outputs
 
 
@@ -118,7 +62,7 @@ def joint(
     outputs = frozen_outputs(peers, batch, opt.autocast, links)
     for name, peer in peers.items():
         if peer.trainable:
-            outputs[name] = _forward(peer, batch, True, opt.autocast, outputs)
+            outputs[name] = forward(peer, batch, True, opt.autocast, outputs)
     terms = objective(peers, links, outputs, batch, step)
     _backward(terms["total"], opt)
     if step_now:
@@ -147,7 +91,7 @@ def alternating(
     order = [n for n, p in peers.items() if p.trainable]
     live: dict[str, SeqOutput] = {}
     for n in order:
-        live[n] = _forward(peers[n], batch, True, opt.autocast, {**outputs, **live})
+        live[n] = forward(peers[n], batch, True, opt.autocast, {**outputs, **live})
     current = {n: _detached(o) for n, o in live.items()}
     logged: dict[str, float] = {}
     for i, name in enumerate(order):
@@ -158,7 +102,7 @@ def alternating(
         if step_now:
             opt.step([name])
             if i < len(order) - 1:  # refresh: later peers learn from the updated one
-                current[name] = _forward(peers[name], batch, False, opt.autocast, current)
+                current[name] = forward(peers[name], batch, False, opt.autocast, current)
     logged["total"] = sum(v for k, v in logged.items() if k.endswith(":total"))
     return logged
 
@@ -180,10 +124,10 @@ def _alternating_accumulated(
             view = dict(frozen[m])
             for other in order:  # in order: a peer reading "@upstream" comes after it
                 if other == name:
-                    view[name] = _forward(peers[name], b, True, ac, view)
+                    view[name] = forward(peers[name], b, True, ac, view)
                     continue
                 if other not in current[m]:  # no-grad; kept until that peer steps
-                    current[m][other] = _forward(peers[other], b, False, ac, view)
+                    current[m][other] = forward(peers[other], b, False, ac, view)
                 view[other] = current[m][other]
             terms = objective(peers, links, view, b, step, for_peer=name)
             _backward(terms["total"], opt)

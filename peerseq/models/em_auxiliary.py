@@ -23,6 +23,8 @@ as key/value on top of the sequence model" describes, and is not implemented.)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -172,14 +174,37 @@ class EMNetwork(nn.Module):
         return em_output(self.aux, self.output_layer, seq_out, tokens, token_lengths)
 
 
-def build_em_network(
-    seq_model: nn.Module, vocab: int, size: str = "small", mask_prob: float = 0.0, **overrides
-) -> EMNetwork:
-    """An EM-Network on top of seq_model (its output_layer is shared). Sizes: the auxiliary
-    network's width follows the sequence model's states unless d_model is given."""
+@dataclass(frozen=True)
+class EMConfig:
+    """The auxiliary network's sizes; d_model None follows the sequence model's states, ffn None
+    is 4 x the sequence model's width. mask_prob: lambda of M(y, lambda), the share of target
+    tokens masked (paper 002's encoder-decoder form; 0 for CTC, which sees the whole target)."""
+
+    d_model: int | None = None
+    heads: int = 4
+    ffn: int | None = None
+    target_layers: int = 1
+    cross_layers: int = 1
+    dropout: float = 0.1
+    mask_prob: float = 0.0
+
+
+def em_network(cfg: EMConfig, dims) -> EMNetwork:
+    """An EM-Network on top of dims.upstream, the sequence model (its output_layer is shared);
+    dims.vocab: the target vocabulary the auxiliary network embeds."""
+    seq_model = dims.upstream
+    if seq_model is None or not hasattr(seq_model, "output_layer"):
+        raise ValueError("em_network sits on an earlier peer's model: give it reads: '@PEER'")
     src_dim = seq_model.output_layer.in_features
-    cfg = {"d_model": src_dim, "heads": 4, "ffn": 4 * src_dim, "dropout": 0.1} | overrides
-    if size == "tiny":
-        cfg.setdefault("target_layers", 1)
-    aux = EMAuxiliaryNetwork(vocab + (1 if mask_prob > 0 else 0), src_dim=src_dim, **cfg)
-    return EMNetwork(aux, seq_model.output_layer, mask_prob)
+    d_model = cfg.d_model or src_dim
+    aux = EMAuxiliaryNetwork(
+        dims.vocab + (1 if cfg.mask_prob > 0 else 0),  # + the mask token
+        d_model,
+        cfg.heads,
+        cfg.ffn or 4 * src_dim,
+        cfg.target_layers,
+        cfg.cross_layers,
+        cfg.dropout,
+        src_dim=src_dim,
+    )
+    return EMNetwork(aux, seq_model.output_layer, cfg.mask_prob)

@@ -1,7 +1,9 @@
-"""Named model configurations: build("st_transformer", size="small", src_feats=80, vocab=8000).
+"""Every named model, in one table: build("st_transformer", size="small", src_feats=80, vocab=8000).
 
 PRESETS maps a name to its sizes ("paper", "small", "tiny"), each a small dataclass; BUILDERS maps
-the same name to the function that assembles modules from it. Sizes:
+the same name to the function that assembles modules from it and the ModelDims a run gives it
+(feature and vocabulary sizes; for a model on top of another, that model). A new model is one
+entry in each table. Sizes:
   paper: the numbers of the paper the preset comes from (see each builder's docstring);
   small: trains in minutes on a 2-core CPU;
   tiny:  for tests (d=32, one or two layers).
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from peerseq.metrics.cost import count_parameters  # noqa: F401 (one counter, re-exported)
+from peerseq.models import recurrent_ctc
 from peerseq.models.ctc_model import CTCModel
 from peerseq.models.decoder import TransformerDecoder
+from peerseq.models.em_auxiliary import EMConfig, em_network
 from peerseq.models.encoder_decoder import EncoderDecoder
 from peerseq.models.encoders import ConformerEncoder, TransformerEncoder
 from peerseq.models.frontends import Conv1dSubsampler, Conv2dSubsampler, TokenEmbedding
@@ -48,6 +52,20 @@ class ConformerConfig:
     layers: int
     conv_kernel: int = 31
     dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """What a run tells a builder: src_feats, the speech feature dimension; vocab, the target
+    vocabulary (CTC: including blank=0); src_vocab, an MT source vocabulary (None: vocab, joint);
+    ctc_vocab, a CTC head of that size on an encoder-decoder's encoder; upstream, the model this
+    one sits on (EM-Network's auxiliary network)."""
+
+    src_feats: int = 80
+    vocab: int = 8000
+    src_vocab: int | None = None
+    ctc_vocab: int | None = None
+    upstream: nn.Module | None = None
 
 
 _SPEECH_ENC_DEC = {
@@ -87,6 +105,10 @@ PRESETS: dict[str, dict[str, TransformerConfig | ConformerConfig]] = {
         "small": TransformerConfig(256, 4, 1024, 3, 3),
         "tiny": TransformerConfig(32, 2, 64, 1, 1, dropout=0.0),
     },
+    # paper 003's teachers and students (peerseq.models.recurrent_ctc has the reading)
+    **recurrent_ctc.SIZES,
+    # paper 002's auxiliary network on top of an earlier peer's model (`reads: "@peer"`)
+    "em_network": {"paper": EMConfig(), "small": EMConfig(), "tiny": EMConfig()},
 }
 
 
@@ -104,69 +126,47 @@ def _encoder_decoder(
     )
 
 
-def speech_transformer(
-    cfg: TransformerConfig,
-    src_feats: int,
-    vocab: int,
-    src_vocab: int | None,
-    ctc_vocab: int | None,
-) -> EncoderDecoder:
+def speech_transformer(cfg: TransformerConfig, dims: ModelDims) -> EncoderDecoder:
     """Conv1dSubsampler + Transformer encoder-decoder (ST, or ASR with a text vocabulary)."""
-    frontend = Conv1dSubsampler(src_feats, cfg.d_model, cfg.conv_channels, dropout=cfg.dropout)
-    return _encoder_decoder(cfg, frontend, vocab, ctc_vocab)
+    frontend = Conv1dSubsampler(dims.src_feats, cfg.d_model, cfg.conv_channels, dropout=cfg.dropout)
+    return _encoder_decoder(cfg, frontend, dims.vocab, dims.ctc_vocab)
 
 
-def text_transformer(
-    cfg: TransformerConfig,
-    src_feats: int,
-    vocab: int,
-    src_vocab: int | None,
-    ctc_vocab: int | None,
-) -> EncoderDecoder:
+def text_transformer(cfg: TransformerConfig, dims: ModelDims) -> EncoderDecoder:
     """TokenEmbedding + Transformer encoder-decoder (MT). src_vocab defaults to vocab (joint)."""
-    frontend = TokenEmbedding(src_vocab or vocab, cfg.d_model, cfg.dropout)
-    return _encoder_decoder(cfg, frontend, vocab, ctc_vocab)
+    frontend = TokenEmbedding(dims.src_vocab or dims.vocab, cfg.d_model, cfg.dropout)
+    return _encoder_decoder(cfg, frontend, dims.vocab, dims.ctc_vocab)
 
 
-def transformer_ctc(
-    cfg: TransformerConfig,
-    src_feats: int,
-    vocab: int,
-    src_vocab: int | None,
-    ctc_vocab: int | None,
-) -> CTCModel:
+def transformer_ctc(cfg: TransformerConfig, dims: ModelDims) -> CTCModel:
     """Conv1dSubsampler + Transformer encoder + Linear to vocab (blank=0)."""
     d = cfg.d_model
     return CTCModel(
-        Conv1dSubsampler(src_feats, d, cfg.conv_channels, dropout=cfg.dropout),
+        Conv1dSubsampler(dims.src_feats, d, cfg.conv_channels, dropout=cfg.dropout),
         TransformerEncoder(d, cfg.heads, cfg.ffn, cfg.enc_layers, cfg.dropout),
-        nn.Linear(d, vocab),
+        nn.Linear(d, dims.vocab),
     )
 
 
-def conformer_ctc(
-    cfg: ConformerConfig,
-    src_feats: int,
-    vocab: int,
-    src_vocab: int | None,
-    ctc_vocab: int | None,
-) -> CTCModel:
+def conformer_ctc(cfg: ConformerConfig, dims: ModelDims) -> CTCModel:
     """Conv2dSubsampler (x4) + Conformer encoder + Linear to vocab (blank=0)."""
     d = cfg.d_model
     return CTCModel(
-        Conv2dSubsampler(src_feats, d, dropout=cfg.dropout),
+        Conv2dSubsampler(dims.src_feats, d, dropout=cfg.dropout),
         ConformerEncoder(d, cfg.heads, cfg.ffn, cfg.layers, cfg.conv_kernel, cfg.dropout),
-        nn.Linear(d, vocab),
+        nn.Linear(d, dims.vocab),
     )
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {
+BUILDERS: dict[str, Callable[[object, ModelDims], nn.Module]] = {
     "st_transformer": speech_transformer,
     "asr_transformer": speech_transformer,
     "mt_transformer": text_transformer,
     "asr_transformer_ctc": transformer_ctc,
     "asr_conformer_ctc": conformer_ctc,
     "aed_transformer": text_transformer,
+    **dict.fromkeys(recurrent_ctc.SIZES, recurrent_ctc.recurrent_ctc),
+    "em_network": em_network,
 }
 
 
@@ -178,13 +178,15 @@ def build(
     vocab: int = 8000,
     src_vocab: int | None = None,
     ctc_vocab: int | None = None,
+    upstream: nn.Module | None = None,
     **overrides,
 ) -> nn.Module:
     """Build preset `name` at `size`.
 
     src_feats: speech feature dimension (speech models); vocab: target vocabulary (CTC: including
     blank=0); src_vocab: MT source vocabulary (default: vocab, a joint vocabulary);
-    ctc_vocab: adds a CTC head of that size on an encoder-decoder's encoder.
+    ctc_vocab: adds a CTC head of that size on an encoder-decoder's encoder; upstream: the model
+    an EM-Network's auxiliary network sits on.
     overrides: replace fields of the preset's dataclass (e.g. dropout=0.3, enc_layers=4).
     """
     if name not in PRESETS:
@@ -199,4 +201,4 @@ def build(
             f"unknown overrides {sorted(unknown)} for {name!r}; fields: {sorted(fields)}"
         )
     cfg = dataclasses.replace(cfg, **overrides)
-    return BUILDERS[name](cfg, src_feats, vocab, src_vocab, ctc_vocab)
+    return BUILDERS[name](cfg, ModelDims(src_feats, vocab, src_vocab, ctc_vocab, upstream))

@@ -1,4 +1,4 @@
-"""Checkpoints of a set of peers (name -> model, optimizer, scheduler) that survive a crash and
+"""Checkpoints of a set of peers (name -> model, optimiser, scheduler) that survive a crash and
 never unpickle arbitrary objects.
 
 Layout of one checkpoint, `run_dir/checkpoints/step-{step:08d}/`:
@@ -59,7 +59,7 @@ def save_checkpoint(
     run_dir: str | os.PathLike,
     step: int,
     models: Mapping[str, nn.Module],
-    optimizers: Mapping[str, Optimizer],
+    optimisers: Mapping[str, Optimizer],
     schedulers: Mapping[str, LRScheduler],
     extra_state: Mapping[str, Any],
     rng: bool = True,
@@ -67,11 +67,11 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint for `step` atomically and return its directory.
 
-    Peers without an optimizer (a frozen teacher) or without a scheduler are allowed; every
-    optimizer/scheduler name must be a model name. `keep_last` (None: keep all) removes the
+    Peers without an optimiser (a frozen teacher) or without a scheduler are allowed; every
+    optimiser/scheduler name must be a model name. `keep_last` (None: keep all) removes the
     oldest complete checkpoints beyond that number, never the one just written.
     """
-    _check_peers(models, optimizers, schedulers)
+    _check_peers(models, optimisers, schedulers)
     if keep_last is not None and keep_last < 1:
         raise PeerseqError(f"keep_last must be >= 1 or None, got {keep_last}")
     root = RunDir(run_dir).checkpoints
@@ -85,7 +85,7 @@ def save_checkpoint(
     try:
         for peer, model in models.items():
             save_weights(weights_file(tmp, peer), model.state_dict())
-        for peer, opt in optimizers.items():
+        for peer, opt in optimisers.items():
             sched = schedulers.get(peer)
             obj = {
                 "optimizer": opt.state_dict(),
@@ -173,25 +173,23 @@ def clean_leftovers(run_dir: str | os.PathLike) -> list[str]:
 def load_checkpoint(
     path: str | os.PathLike,
     models: Mapping[str, nn.Module],
-    optimizers: Mapping[str, Optimizer] | None = None,
+    optimisers: Mapping[str, Optimizer] | None = None,
     schedulers: Mapping[str, LRScheduler] | None = None,
     restore_rng: bool = True,
 ) -> dict[str, Any]:
     """Restore the given peers from checkpoint directory `path` and return its extra_state.
 
     Every file is read and checked before any object is modified, so a bad checkpoint raises
-    PeerseqError (naming the file) and leaves models and optimizers as they were. Peers in the
+    PeerseqError (naming the file) and leaves models and optimisers as they were. Peers in the
     checkpoint but not passed in are ignored (e.g. load only the student for decoding).
     """
     path = Path(path)
-    optimizers, schedulers = optimizers or {}, schedulers or {}
-    _check_peers(models, optimizers, schedulers)
+    optimisers, schedulers = optimisers or {}, schedulers or {}
+    _check_peers(models, optimisers, schedulers)
     if not path.is_dir():
         raise PeerseqError(f"{path}: no such checkpoint directory")
-    weights = {
-        p: load_checked(weights_file(path, p), m) for p, m in models.items()
-    }
-    optim_states = {p: torch_load(path / f"optim.{p}.pt") for p in optimizers}
+    weights = {p: load_checked(weights_file(path, p), m) for p, m in models.items()}
+    optim_states = {p: torch_load(path / f"optim.{p}.pt") for p in optimisers}
     for peer, sched in schedulers.items():
         if sched is not None and optim_states[peer].get("scheduler") is None:
             raise PeerseqError(f"{path / f'optim.{peer}.pt'}: holds no scheduler state")
@@ -204,14 +202,14 @@ def load_checkpoint(
 
     for peer, model in models.items():
         model.load_state_dict(weights[peer], strict=True)
-    for peer, opt in optimizers.items():
+    for peer, opt in optimisers.items():
         file = path / f"optim.{peer}.pt"
         try:
             opt.load_state_dict(optim_states[peer]["optimizer"])
             if schedulers.get(peer) is not None:
                 schedulers[peer].load_state_dict(optim_states[peer]["scheduler"])
         except (KeyError, ValueError, TypeError) as e:
-            raise PeerseqError(f"{file}: does not fit optimizer/scheduler of {peer!r} ({e})") from e
+            raise PeerseqError(f"{file}: does not fit optimiser/scheduler of {peer!r} ({e})") from e
     if rng_state is not None:
         _set_rng_state(rng_state, path / "rng.pt")
     return extra_state
@@ -266,14 +264,14 @@ def _set_rng_state(state: dict[str, Any], file: Path) -> None:
             torch.cuda.set_rng_state(s, i)
 
 
-def _check_peers(models, optimizers, schedulers) -> None:
-    for kind, names in (("optimizer", optimizers), ("scheduler", schedulers)):
+def _check_peers(models, optimisers, schedulers) -> None:
+    for kind, names in (("optimiser", optimisers), ("scheduler", schedulers)):
         extra = sorted(set(names) - set(models))
         if extra:
             raise PeerseqError(f"{kind} given for unknown peer(s) {extra}; peers: {sorted(models)}")
-    no_opt = sorted(p for p, s in schedulers.items() if s is not None and p not in optimizers)
+    no_opt = sorted(p for p, s in schedulers.items() if s is not None and p not in optimisers)
     if no_opt:
-        raise PeerseqError(f"scheduler given without optimizer for peer(s) {no_opt}")
+        raise PeerseqError(f"scheduler given without optimiser for peer(s) {no_opt}")
     for name in models:
         if not name or "/" in name or name.startswith("."):
             raise PeerseqError(f"peer name {name!r} cannot be used in a file name")

@@ -1,17 +1,17 @@
 """Every path of a run directory, named in one place.
 
-    RUN/config.yaml                  the experiment as it ran (`peerseq train` writes it)
-    RUN/metrics.jsonl                one record per logged step, validation and epoch end
-    RUN/.lock                        the writer's lock (rundir.lock)
-    RUN/checkpoints/step-NNNNNNNN/   model.PEER.safetensors, optim.PEER.pt, rng.pt, state.json,
-                                     complete.json (rundir.checkpoint)
-    RUN/checkpoints/latest           name of the newest checkpoint (for people and scripts)
-    RUN/best/                        model.PEER.safetensors + best.json: early stopping's best
-    RUN/averaged/                    model.PEER.safetensors + from.json: `peerseq average`
-    RUN/eval/SPLIT.json              `peerseq evaluate` scores; eval/PEER.SPLIT.hyp(.jsonl) beside
-    RUN/pseudo_labels/               frozen teachers' cached hypotheses (unless configured apart)
-    RUN/ddp_ranks.json               every rank's parameter checksums after a DDP run
-    RUN/export.json                  what `peerseq export` took, in an export directory
+RUN/config.yaml                  the experiment as it ran (`peerseq train` writes it)
+RUN/metrics.jsonl                one record per logged step, validation and epoch end
+RUN/.lock                        the writer's lock (rundir.lock)
+RUN/checkpoints/step-NNNNNNNN/   model.PEER.safetensors, optim.PEER.pt, rng.pt, state.json,
+                                 complete.json (rundir.checkpoint)
+RUN/checkpoints/latest           name of the newest checkpoint (for people and scripts)
+RUN/best/                        model.PEER.safetensors + best.json: early stopping's best
+RUN/averaged/                    model.PEER.safetensors + from.json: `peerseq average`
+RUN/eval/SPLIT.json              `peerseq evaluate` scores; eval/PEER.SPLIT.hyp(.jsonl) beside
+RUN/pseudo_labels/               frozen teachers' cached hypotheses (unless configured apart)
+RUN/ddp_ranks.json               every rank's parameter checksums after a DDP run
+RUN/export.json                  what `peerseq export` took, in an export directory
 """
 
 from __future__ import annotations

@@ -62,8 +62,7 @@ def to_json(obj: Any, where: str) -> Any:
             return {k: to_json(v, f"{where}[{k!r}]") for k, v in obj.items()}
         return {
             _ITEMS_TAG: [
-                [to_json(k, f"{where}[key]"), to_json(v, f"{where}[{k!r}]")]
-                for k, v in obj.items()
+                [to_json(k, f"{where}[key]"), to_json(v, f"{where}[{k!r}]")] for k, v in obj.items()
             ]
         }
     raise PeerseqError(f"{where}: {type(obj).__name__} is not JSON-able (state.json)")

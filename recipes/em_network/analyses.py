@@ -13,7 +13,7 @@ import torch
 
 from peerseq.decoding.outputs import read_outputs
 from peerseq.report import figures
-from peerseq.report.logger import read_metrics
+from peerseq.rundir.log import read_metrics
 from peerseq.runs import load_run
 from peerseq.search.ctc import ctc_greedy
 

@@ -25,9 +25,9 @@ from costs import (  # this folder: run as a script, its folder is on sys.path
     paper_size_costs,
     trained_size_costs,
 )
+from peerseq.models.asr_paper003 import build_paper003
 
 from peerseq.metrics.cost import count_parameters
-from peerseq.models.asr_paper003 import build_paper003
 from peerseq.report import figures
 from peerseq.report.compare import (
     compare,
@@ -37,7 +37,8 @@ from peerseq.report.compare import (
     score_system,
     seeds_of,
 )
-from peerseq.report.logger import logged_runs, read_metrics
+from peerseq.report.logger import logged_runs
+from peerseq.rundir.log import read_metrics
 
 HERE = Path(__file__).resolve().parent
 # system key -> (run, peer, label); Student A is the WIDE student (2 BLSTM x 512 at paper size),

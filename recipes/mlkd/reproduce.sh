@@ -174,9 +174,9 @@ for seed in $seeds; do
   fi
   if wants same; then  # Table 5: two students of one structure, otherwise exactly mlkd
     retrain_if_teacher_changed "$root/mlkd_aa" "$root/teacher_a"
-    train mlkd "$root/mlkd_aa" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.b.model.preset=student_a
+    train mlkd "$root/mlkd_aa" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.b.model.preset=blstm_ctc_wide
     retrain_if_teacher_changed "$root/mlkd_bb" "$root/teacher_a"
-    train mlkd "$root/mlkd_bb" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.a.model.preset=student_b
+    train mlkd "$root/mlkd_bb" "${sizes[@]}" "${ta[@]}" "${kk[@]}" peers.a.model.preset=blstm_ctc_deep
   fi
   if wants kd_b; then  # seqKD and MLKD from Teacher B alone (not a paper table)
     retrain_if_teacher_changed "$root/seqkd_b" "$root/teacher_b"

@@ -23,7 +23,7 @@ from peerseq.report.compare import (
     markdown_table,
     score_system,
 )
-from peerseq.report.logger import read_metrics
+from peerseq.rundir.log import read_metrics
 
 # label, run, peer (outputs at RUN/eval/PEER.test.jsonl; the cascade at cascade/cascade.test)
 TABLE1 = [

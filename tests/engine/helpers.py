@@ -55,8 +55,8 @@ def mt_experiment(tmp_path, peers: dict, links: list | None = None, src="en", tg
     """An Experiment on 32 Multi30k sentences (prepared under tmp_path on first use): text
     peers reading `source` and writing `target`. train: TrainConfig fields (max_steps 2 and one
     thread by default)."""
-    from peerseq.config import from_dict
     from peerseq.experiment import Experiment
+    from peerseq.typed import from_dict
 
     return from_dict(
         Experiment,

@@ -7,8 +7,9 @@ import torch
 
 from peerseq.engine.link import Link
 from peerseq.engine.objective import objective
+from peerseq.engine.optim import Optimisation
 from peerseq.engine.schedules import Constant, Cyclical
-from peerseq.engine.update import Optimisation, alternating, joint
+from peerseq.engine.update import alternating, joint
 from peerseq.errors import PeerseqError
 from tests.engine.helpers import batch, ctc_peers, mt_experiment, st_mt_peers
 
@@ -154,7 +155,9 @@ def test_seqkd_link_averages_a_teachers_k_best():
 
 
 def test_shared_decoder_is_one_module_updated_once(tmp_path):
-    from peerseq.build import Data, build_peers
+    from peerseq.build import build_peers
+    from peerseq.data.pipeline import Data
+    from peerseq.data.prepare import prepare_corpus
     from peerseq.train import Trainer
 
     exp = mt_experiment(
@@ -171,12 +174,13 @@ def test_shared_decoder_is_one_module_updated_once(tmp_path):
             },
         },
     )
+    prepare_corpus(exp.data, log=lambda _: None)
     peers = build_peers(exp, Data(exp.data, 1))
     assert peers["b"].model.decoder is peers["a"].model.decoder
     assert peers["b"].model.encoder is not peers["a"].model.encoder
     trainer = Trainer(exp)
     owned = [
-        id(p) for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]
+        id(p) for o in trainer.optimisers.values() for g in o.param_groups for p in g["params"]
     ]
     assert len(owned) == len(set(owned))  # every parameter in one optimiser only
     assert trainer.fit().step == 2
@@ -199,7 +203,7 @@ def test_rdrop_is_one_model_linked_to_itself(tmp_path):
     link = {"a": "seq", "b": "drop", "kind": "kl_symmetric", "weight": 2.5, "name": "alpha"}
     trainer = Trainer(mt_experiment(tmp_path, {"seq": mt, "drop": drop}, [link]))
     assert trainer.peers["drop"].model is trainer.peers["seq"].model
-    owned = [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
+    owned = [p for o in trainer.optimisers.values() for g in o.param_groups for p in g["params"]]
     n_params = len(list(trainer.peers["seq"].model.parameters()))
     assert len(owned) == len({id(p) for p in owned}) == n_params
     trainer.fit()

@@ -1,4 +1,4 @@
-"""The guard against non-finite steps in peerseq.engine.update.Optimisation."""
+"""The guard against non-finite steps in peerseq.engine.optim.Optimisation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from peerseq.engine.update import Optimisation, _backward
+from peerseq.engine.optim import Optimisation
+from peerseq.engine.update import _backward
 
 
 def setup(clip_norm):
@@ -31,7 +32,7 @@ def test_a_non_finite_step_changes_nothing(clip_norm, fault):
     good_step(model, o)
     assert o.take_skipped() == []
     weights = copy.deepcopy(model.state_dict())
-    opt_state = copy.deepcopy(o.optimizers["m"].state_dict())
+    opt_state = copy.deepcopy(o.optimisers["m"].state_dict())
     lr_step = o.schedulers["m"].last_epoch
     if fault == "loss":
         loss = model(torch.ones(4, 3)).sum() * float("nan")
@@ -41,7 +42,7 @@ def test_a_non_finite_step_changes_nothing(clip_norm, fault):
     o.step(["m"])
     assert o.take_skipped() == ["m"] and o.take_skipped() == []
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
-    after = o.optimizers["m"].state_dict()
+    after = o.optimisers["m"].state_dict()
     assert after["state"][0]["step"] == opt_state["state"][0]["step"]
     assert torch.equal(after["state"][0]["exp_avg"], opt_state["state"][0]["exp_avg"])
     assert o.schedulers["m"].last_epoch == lr_step

@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from peerseq.decoding.teacher_labels import weights_hash
-from peerseq.models.asr_paper003 import table1
 from peerseq.runs import load_run
+from tests.models.test_recurrent_ctc import table1
 from tests.recipes.helpers import records, weights
 from tests.recipes.helpers import reproduce as run_recipe
 

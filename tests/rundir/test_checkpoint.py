@@ -49,18 +49,18 @@ def make_peers(seed: int):
         "a": nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.BatchNorm1d(16), nn.Linear(16, 3)),
         "b": Tied(),
     }
-    optimizers = {
+    optimisers = {
         "a": torch.optim.AdamW(models["a"].parameters(), lr=1e-2),
         "b": torch.optim.SGD(models["b"].parameters(), lr=0.1, momentum=0.9),
     }
     schedulers = {
         p: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0 / (1 + s))
-        for p, o in optimizers.items()
+        for p, o in optimisers.items()
     }
-    return models, optimizers, schedulers
+    return models, optimisers, schedulers
 
 
-def train(models, optimizers, schedulers, steps: int) -> None:
+def train(models, optimisers, schedulers, steps: int) -> None:
     """Inputs come from the torch, numpy and python RNGs, so a resume matches only if all three
     (and dropout's torch RNG) are restored."""
     for _ in range(steps):
@@ -68,11 +68,11 @@ def train(models, optimizers, schedulers, steps: int) -> None:
         x = torch.randn(6, 4) * scale
         y = torch.randint(0, 10, (6,))
         loss = models["a"](x).pow(2).mean() + nn.functional.cross_entropy(models["b"](y), y)
-        for opt in optimizers.values():
+        for opt in optimisers.values():
             opt.zero_grad()
         loss.backward()
         for p in models:
-            optimizers[p].step()
+            optimisers[p].step()
             schedulers[p].step()
 
 
@@ -96,8 +96,8 @@ def assert_same(x, y) -> None:
 
 
 def test_round_trip_and_exact_resume(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    train(models, optimizers, schedulers, 2)
+    models, optimisers, schedulers = make_peers(0)
+    train(models, optimisers, schedulers, 2)
     sampler_rng = random.Random(5)
     extra = {
         "epoch": 1,
@@ -105,11 +105,11 @@ def test_round_trip_and_exact_resume(tmp_path):
         "best": float("inf"),
         "sampler": {"bucket_rng_state": sampler_rng.getstate(), "diag": {3: [1, 2.5, "x"]}},
     }
-    ckpt = save_checkpoint(tmp_path, 2, models, optimizers, schedulers, extra, keep_last=3)
+    ckpt = save_checkpoint(tmp_path, 2, models, optimisers, schedulers, extra, keep_last=3)
     saved_params = params(models)
-    saved_optim = {p: copy.deepcopy(o.state_dict()) for p, o in optimizers.items()}
+    saved_optim = {p: copy.deepcopy(o.state_dict()) for p, o in optimisers.items()}
 
-    train(models, optimizers, schedulers, 3)  # the original run continues
+    train(models, optimisers, schedulers, 3)  # the original run continues
     expected = params(models)
 
     torch.manual_seed(123), np.random.seed(123), random.seed(123)  # scramble all RNGs
@@ -134,18 +134,18 @@ def test_round_trip_and_exact_resume(tmp_path):
 
 
 def test_keep_last_deletes_older(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
+    models, optimisers, schedulers = make_peers(0)
     for step in (10, 20, 30, 40):
-        save_checkpoint(tmp_path, step, models, optimizers, schedulers, {}, keep_last=2)
+        save_checkpoint(tmp_path, step, models, optimisers, schedulers, {}, keep_last=2)
     assert [d.name for d in list_checkpoints(tmp_path)] == ["step-00000030", "step-00000040"]
     assert not [d for d in (tmp_path / "checkpoints").iterdir() if d.name.startswith(".step")]
     with pytest.raises(PeerseqError, match="already exists"):
-        save_checkpoint(tmp_path, 40, models, optimizers, schedulers, {})
+        save_checkpoint(tmp_path, 40, models, optimisers, schedulers, {})
 
 
 def test_partial_dir_and_stale_pointer_are_ignored(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    ckpt = save_checkpoint(tmp_path, 5, models, optimizers, schedulers, {})
+    models, optimisers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 5, models, optimisers, schedulers, {})
     partial = tmp_path / "checkpoints" / ".step-00000009.partial-x1y2"
     partial.mkdir()
     (partial / "model.a.safetensors").write_bytes(b"half")
@@ -173,19 +173,19 @@ class SystemPayload:
 
 
 def test_a_blocked_module_is_refused_by_name(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    models, optimisers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimisers, schedulers, {})
     marker = tmp_path / "marker"
     torch.save({"optimizer": SystemPayload(marker), "scheduler": None}, ckpt / "optim.a.pt")
     with pytest.raises(PeerseqError, match=r"optim.a.pt: refused: it asks to load posix.system"):
-        load_checkpoint(ckpt, models, optimizers, schedulers)
+        load_checkpoint(ckpt, models, optimisers, schedulers)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("writer", ["pickle", "torch.save"])
-def test_malicious_optimizer_file_is_refused(tmp_path, writer):
-    models, optimizers, schedulers = make_peers(0)
-    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+def test_malicious_optimiser_file_is_refused(tmp_path, writer):
+    models, optimisers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimisers, schedulers, {})
     marker = tmp_path / "marker"
     evil = {"optimizer": Payload(marker), "scheduler": None}
     with open(ckpt / "optim.a.pt", "wb") as f:
@@ -197,15 +197,15 @@ def test_malicious_optimizer_file_is_refused(tmp_path, writer):
 
     before = params(models)
     with pytest.raises(PeerseqError, match="optim.a.pt: refused: it asks to load .*exec") as e:
-        load_checkpoint(ckpt, models, optimizers, schedulers)
+        load_checkpoint(ckpt, models, optimisers, schedulers)
     assert "weights_only=False" not in str(e.value) and "\n" not in str(e.value)
     assert not marker.exists()
     assert_same(params(models), before)  # nothing was modified
 
 
 def test_bad_files_name_the_file(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    ckpt = save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+    models, optimisers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 1, models, optimisers, schedulers, {})
     other = {"a": nn.Sequential(nn.Linear(4, 16)), "b": Tied()}
     with pytest.raises(PeerseqError, match=r"model\.a\.safetensors.*missing keys.*unexpected"):
         load_checkpoint(ckpt, other)
@@ -225,19 +225,19 @@ def test_unpicklable_scheduler_state_refused_at_save(tmp_path):
         def __call__(self, step: int) -> float:
             return 1.0
 
-    models, optimizers, _ = make_peers(0)
-    schedulers = {"a": torch.optim.lr_scheduler.LambdaLR(optimizers["a"], Warmup())}
+    models, optimisers, _ = make_peers(0)
+    schedulers = {"a": torch.optim.lr_scheduler.LambdaLR(optimisers["a"], Warmup())}
     with pytest.raises(PeerseqError, match="optim.a.pt.*would need pickle"):
-        save_checkpoint(tmp_path, 1, models, optimizers, schedulers, {})
+        save_checkpoint(tmp_path, 1, models, optimisers, schedulers, {})
     assert not list((tmp_path / "checkpoints").iterdir())  # no step dir, no partial left
 
 
 def test_average_of_three_equals_manual_mean(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
+    models, optimisers, schedulers = make_peers(0)
     snapshots = []
     for step in (1, 2, 3):
-        train(models, optimizers, schedulers, 1)
-        save_checkpoint(tmp_path, step, models, optimizers, schedulers, {}, rng=False)
+        train(models, optimisers, schedulers, 1)
+        save_checkpoint(tmp_path, step, models, optimisers, schedulers, {}, rng=False)
         snapshots.append(params(models))
     avg = average_checkpoints(list_checkpoints(tmp_path)[-3:], "a")
     for key, value in avg.items():
@@ -265,18 +265,18 @@ def scenario(run_dir, until: int = 6) -> None:
     from the newest complete checkpoint when there is one; the final weights go to
     RUN/final.safetensors. tests/crashing.py kills it inside one of its saves."""
     run_dir = Path(run_dir)
-    models, optimizers, schedulers = make_peers(0)
+    models, optimisers, schedulers = make_peers(0)
     np.random.seed(0), random.seed(0)
     step = 0
     ckpt = latest_checkpoint(run_dir, strict=True)
     if ckpt is not None:
         clean_leftovers(run_dir)
         torch.manual_seed(7), np.random.seed(7), random.seed(7)  # the checkpoint restores them
-        step = load_checkpoint(ckpt, models, optimizers, schedulers)["step"]
+        step = load_checkpoint(ckpt, models, optimisers, schedulers)["step"]
     while step < until:
-        train(models, optimizers, schedulers, 2)
+        train(models, optimisers, schedulers, 2)
         step += 2
-        save_checkpoint(run_dir, step, models, optimizers, schedulers, {"step": step}, keep_last=1)
+        save_checkpoint(run_dir, step, models, optimisers, schedulers, {"step": step}, keep_last=1)
     save_weights(run_dir / "final.safetensors", params(models))
 
 
@@ -314,18 +314,18 @@ def test_a_crash_at_every_point_of_a_save_resumes_bit_identically(tmp_path):
 
 def test_a_stale_pointer_is_not_trusted(tmp_path):
     """The window of a crash between a step directory's rename and the pointer update."""
-    models, optimizers, schedulers = make_peers(0)
-    save_checkpoint(tmp_path, 2, models, optimizers, schedulers, {})
-    newest = save_checkpoint(tmp_path, 4, models, optimizers, schedulers, {})
+    models, optimisers, schedulers = make_peers(0)
+    save_checkpoint(tmp_path, 2, models, optimisers, schedulers, {})
+    newest = save_checkpoint(tmp_path, 4, models, optimisers, schedulers, {})
     (tmp_path / "checkpoints" / "latest").write_text("step-00000002\n")
     assert latest_checkpoint(tmp_path, strict=True) == newest
-    save_checkpoint(tmp_path, 6, models, optimizers, schedulers, {})  # no "already exists"
+    save_checkpoint(tmp_path, 6, models, optimisers, schedulers, {})  # no "already exists"
 
 
 def test_an_edited_checkpoint_is_named_not_passed_over(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    save_checkpoint(tmp_path, 2, models, optimizers, schedulers, {"step": 2})
-    newest = save_checkpoint(tmp_path, 4, models, optimizers, schedulers, {"step": 4})
+    models, optimisers, schedulers = make_peers(0)
+    save_checkpoint(tmp_path, 2, models, optimisers, schedulers, {"step": 2})
+    newest = save_checkpoint(tmp_path, 4, models, optimisers, schedulers, {"step": 4})
     (newest / "state.json").write_text('{"step": 4, "note": "edited"}')
     assert latest_checkpoint(tmp_path).name == "step-00000002"  # not complete: not listed
     with pytest.raises(PeerseqError, match=r"step-00000004: not a complete checkpoint \(state"):
@@ -333,8 +333,8 @@ def test_an_edited_checkpoint_is_named_not_passed_over(tmp_path):
 
 
 def test_leftovers_are_cleaned(tmp_path):
-    models, optimizers, schedulers = make_peers(0)
-    ckpt = save_checkpoint(tmp_path, 2, models, optimizers, schedulers, {})
+    models, optimisers, schedulers = make_peers(0)
+    ckpt = save_checkpoint(tmp_path, 2, models, optimisers, schedulers, {})
     root = tmp_path / "checkpoints"
     for name in (".step-00000004.partial-ab12", ".step-00000001.deleting-cd34"):
         (root / name).mkdir()

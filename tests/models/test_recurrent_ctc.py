@@ -1,29 +1,46 @@
+"""The DeepSpeech2-style and CRNN teachers and the BLSTM students (peerseq.models.recurrent_ctc):
+shapes, padding, and parameter counts against paper 003's Table 1."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from peerseq.models.asr_paper003 import (
-    PAPER_TABLE1,
-    DeepSpeech2Conv,
-    SummedBLSTM,
-    build_paper003,
-    table1,
-)
+from peerseq.models import presets
 from peerseq.models.frontends import conv_out_lengths
 from peerseq.models.presets import count_parameters
+from peerseq.models.recurrent_ctc import DeepSpeech2Conv, SummedBLSTM
 
-NAMES = ["teacher_a", "teacher_b", "student_a", "student_b"]
+TEACHER_A, TEACHER_B = "deepspeech2_ctc", "crnn_ctc"
+STUDENT_A, STUDENT_B = "blstm_ctc_wide", "blstm_ctc_deep"
+NAMES = [TEACHER_A, TEACHER_B, STUDENT_A, STUDENT_B]
+# paper 003, Table 1: parameters of Teachers A, B and Students A (wide), B (deep)
+PAPER_TABLE1 = {TEACHER_A: 58.3e6, TEACHER_B: 54.5e6, STUDENT_A: 11.9e6, STUDENT_B: 7.8e6}
 FEATS, V = 201, 29
+
+
+def build_model(name: str, size: str = "paper", feat_dim: int = FEATS, vocab: int = V, **kw):
+    return presets.build(name, size, src_feats=feat_dim, vocab=vocab, **kw)
+
+
+def table1() -> dict[str, dict[str, int]]:
+    """Paper-size parameter counts, ours and Table 1's (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return {
+            name: {"ours": count_parameters(build_model(name)), "paper": int(paper)}
+            for name, paper in PAPER_TABLE1.items()
+        }
+
+
 LENGTHS = torch.tensor([37, 16, 25])
 
 
 def expected_lengths(name: str, lengths: torch.Tensor) -> torch.Tensor:
-    if name in ("teacher_a", "student_a", "student_b"):  # DS2 convs: time kernel 11, pad 5,
+    if name in (TEACHER_A, STUDENT_A, STUDENT_B):  # DS2 convs: time kernel 11, pad 5,
         # stride 2 then stride 1
         return conv_out_lengths(conv_out_lengths(lengths, 11, 2, 5), 11, 1, 5)
-    if name == "teacher_b":  # two time max-pools of 2
+    if name == TEACHER_B:  # two time max-pools of 2
         return lengths // 2 // 2
     return lengths
 
@@ -31,7 +48,7 @@ def expected_lengths(name: str, lengths: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_lengths_and_ctc(name):
     torch.manual_seed(0)
-    model = build_paper003(name, "tiny", FEATS, V)
+    model = build_model(name, "tiny", FEATS, V)
     out = model(torch.randn(3, 37, FEATS), LENGTHS)
     want = expected_lengths(name, LENGTHS)
     assert torch.equal(out.lengths, want)
@@ -49,7 +66,7 @@ def test_shapes_lengths_and_ctc(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_padding_invariance_eval(name):
     torch.manual_seed(0)
-    model = build_paper003(name, "tiny", FEATS, V).eval()
+    model = build_model(name, "tiny", FEATS, V).eval()
     speech = torch.randn(3, 37, FEATS)
     speech[1, 16:] = 100.0  # garbage in the padding must not leak
     out = model(speech, LENGTHS)
@@ -66,11 +83,11 @@ def test_paper_sizes_build_on_meta_and_shapes():
     counts = table1()
     assert set(counts) == set(NAMES)
     with torch.device("meta"):
-        a = build_paper003("student_a")
-        b = build_paper003("student_b")
-        t = build_paper003("teacher_a")
-        tb = build_paper003("teacher_b")
-    # Student A is the WIDE one, Student B the DEEP one (Table 1 / section 5.2.1, not the brief)
+        a = build_model(STUDENT_A)
+        b = build_model(STUDENT_B)
+        t = build_model(TEACHER_A)
+        tb = build_model(TEACHER_B)
+    # Student A is the WIDE one, Student B the DEEP one (Table 1, section 5.2.1)
     assert a.encoder.lstm.num_layers == 2 and a.encoder.lstm.hidden_size == 512
     assert b.encoder.lstm.num_layers == 5 and b.encoder.lstm.hidden_size == 256
     assert a.encoder.lstm.bidirectional and b.encoder.lstm.bidirectional
@@ -82,13 +99,13 @@ def test_paper_sizes_build_on_meta_and_shapes():
     )
     assert t.encoder.out_dim == 1024
     assert isinstance(tb.encoder, SummedBLSTM) and len(tb.encoder.layers) == 2
-    assert counts["student_a"]["ours"] == count_parameters(a)
-    assert counts["student_a"]["ours"] > counts["student_b"]["ours"]
+    assert counts[STUDENT_A]["ours"] == count_parameters(a)
+    assert counts[STUDENT_A]["ours"] > counts[STUDENT_B]["ours"]
 
 
 def test_small_students_train_quickly():
-    for name in ("student_a", "student_b"):
-        assert count_parameters(build_paper003(name, "small")) < 1.5e6
+    for name in (STUDENT_A, STUDENT_B):
+        assert count_parameters(build_model(name, "small")) < 1.5e6
 
 
 def _report(counts) -> str:
@@ -101,22 +118,22 @@ def _report(counts) -> str:
 def test_teachers_at_least_4_5x_every_student():
     """Table 1: the smallest teacher/student ratio is 54.5 / 11.9 = 4.6."""
     c = table1()
-    for t in ("teacher_a", "teacher_b"):
-        for s in ("student_a", "student_b"):
+    for t in (TEACHER_A, TEACHER_B):
+        for s in (STUDENT_A, STUDENT_B):
             assert c[t]["ours"] >= 4.5 * c[s]["ours"], _report(c)
 
 
 # Ratios between models, ours vs Table 1, must agree within a factor TOL (they do within 1.19;
-# see the module docstring for the reading). Absolute sizes are ~1.3-1.5x Table 1's: no stack of
-# five BLSTM x 1024 fits in 58.3M (layers 2-5 alone hold 67.2M with summed directions).
+# peerseq.models.recurrent_ctc has the reading). Absolute sizes are ~1.3-1.5x Table 1's: no
+# stack of five BLSTM x 1024 fits in 58.3M (layers 2-5 alone hold 67.2M with summed directions).
 TOL = 1.25
 PAIRS = [
-    ("teacher_a", "teacher_b"),
-    ("teacher_a", "student_a"),
-    ("teacher_a", "student_b"),
-    ("student_a", "student_b"),
-    ("teacher_b", "student_a"),
-    ("teacher_b", "student_b"),
+    (TEACHER_A, TEACHER_B),
+    (TEACHER_A, STUDENT_A),
+    (TEACHER_A, STUDENT_B),
+    (STUDENT_A, STUDENT_B),
+    (TEACHER_B, STUDENT_A),
+    (TEACHER_B, STUDENT_B),
 ]
 
 
@@ -131,13 +148,9 @@ def test_table1_ratios(num, den):
 
 
 def test_overrides_replace_the_configs_fields():
-    import pytest
-
-    from peerseq.models.asr_paper003 import build_paper003
-
-    base = build_paper003("student_b", "tiny", feat_dim=20, vocab=7)
-    wider = build_paper003("student_b", "tiny", feat_dim=20, vocab=7, hidden=24, layers=2)
+    base = build_model(STUDENT_B, "tiny", feat_dim=20, vocab=7)
+    wider = build_model(STUDENT_B, "tiny", feat_dim=20, vocab=7, hidden=24, layers=2)
     assert wider.encoder.lstm.num_layers == 2 and wider.encoder.lstm.hidden_size == 24
     assert base.encoder.lstm.num_layers == 5
-    with pytest.raises(ValueError, match="unknown override"):
-        build_paper003("student_b", "tiny", feat_dim=20, vocab=7, heads=4)
+    with pytest.raises(ValueError, match="unknown overrides"):
+        build_model(STUDENT_B, "tiny", feat_dim=20, vocab=7, heads=4)

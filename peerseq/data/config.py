@@ -1,0 +1,56 @@
+"""The data settings of an experiment: which prepared corpus, which token fields, how batches
+are made, and how to prepare the corpus when it is missing (`data.prepare`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from peerseq.errors import PeerseqError
+from peerseq.typed import bounded, from_dict
+
+
+@dataclass
+class FieldConfig:
+    """A token field of the batch: which text column, which tokenizer (saved with the data)."""
+
+    column: str
+    tokenizer: str
+    eos: bool = False  # append EOS: decoder targets
+    sample: bool = False  # subword regularisation while training (sentencepiece)
+
+
+@dataclass
+class DataConfig:
+    corpus: str  # a prepared directory (peerseq prepare ... --out DIR)
+    fields: dict[str, FieldConfig] = field(default_factory=dict)
+    prepare: dict[str, Any] = field(default_factory=dict)  # PrepareArgs to make corpus if absent
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str = "test"
+    features: Literal["fbank80", "spec201"] = "fbank80"
+    precompute: bool = True  # store lilcom features once, else compute on the fly
+    cmvn: bool = True
+    max_frames: int = bounded(20000, ge=1)  # speech batches: frames per batch, padding included
+    max_tokens: int = bounded(4000, ge=1)  # text batches: tokens per batch, padding included
+    filter_max_frames: int | None = bounded(3000, ge=1)
+    min_seconds: float | None = bounded(None, ge=0)
+    max_seconds: float | None = bounded(None, gt=0)
+    limit_train: int | None = bounded(None, ge=1)  # first N training utterances
+    limit_dev: int | None = bounded(None, ge=1)
+    limit_test: int | None = bounded(None, ge=1)  # first N test utterances (tests, quick looks)
+    num_buckets: int = bounded(10, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.prepare:  # checked now, not when the corpus is first needed
+            from peerseq.data.prepare import PrepareArgs  # prepare.py imports this module
+
+            try:
+                from_dict(PrepareArgs, {"out": self.corpus, **self.prepare})
+            except PeerseqError as e:
+                raise ValueError(f"prepare.{e}") from None
+        if self.min_seconds is not None and self.max_seconds is not None:
+            if self.min_seconds >= self.max_seconds:
+                raise ValueError(
+                    f"min_seconds {self.min_seconds} must be below max_seconds {self.max_seconds}"
+                )

@@ -1,0 +1,146 @@
+"""Optimisation of the peers: optimisers and LR schedules built from OptimConfig, and the
+Optimisation that steps them (gradient clipping, accumulation, autocast, non-finite skips)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from peerseq.data.batching import Batch
+from peerseq.engine.peer import Peer
+from peerseq.experiment import OptimConfig
+
+PER_EPOCH = ("epoch_decay",)  # LR schedules stepped at the end of an epoch, not every update
+
+
+@dataclass
+class Optimisation:
+    """Per-peer optimisers and LR schedulers (a peer whose parameters all belong to another's
+    optimiser, such as EM-Network's seq inside em, has none), gradient clipping, accumulation,
+    the autocast context (bf16) forward passes run in, and the guard against non-finite steps.
+
+    Non-finite steps: an update whose loss (any micro-batch of it) or gradient norm is NaN or
+    infinite is skipped: gradients dropped, optimiser and LR scheduler untouched. `agree` makes
+    every DDP rank take the same decision (any rank's bad loss skips the update everywhere); the
+    names of the skipped peers collect in `skipped` until the loop takes them."""
+
+    optimisers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]  # stepped every update
+    clip_norm: float | None = None
+    accum_steps: int = 1
+    autocast: Callable[[], object] = nullcontext
+    agree: Callable[[bool], bool] = bool  # DDP: all-reduce "any rank bad"
+    pending: list[Batch] = field(default_factory=list)  # alternating: this step's micro-batches
+    bad_loss: bool = False  # a loss since the last update was not finite
+    skipped: list[str] = field(default_factory=list)
+    # every peer's scheduler, per-epoch ones too (what a checkpoint saves)
+    all_schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_schedulers is None:
+            self.all_schedulers = dict(self.schedulers)
+
+    def epoch_end(self) -> None:
+        """Per-epoch LR decay (paper 003: x0.95 after every epoch)."""
+        for name, sched in self.all_schedulers.items():
+            if name not in self.schedulers:
+                sched.step()
+
+    def step(self, names: list[str]) -> None:
+        named = [(n, self.optimisers[n]) for n in names if n in self.optimisers]
+        if not named:
+            return
+        finite = not self.bad_loss
+        for _, opt in named:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            if not grads:
+                continue
+            if self.clip_norm:  # clips in place; the norm it returns is the one before clipping
+                params = [p for g in opt.param_groups for p in g["params"]]
+                norm = torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+            else:
+                norm = torch.nn.utils.get_total_norm(grads)
+            finite = finite and bool(torch.isfinite(norm))
+        bad = self.agree(not finite)
+        self.bad_loss = False
+        for name, opt in named:
+            if bad:
+                opt.zero_grad(set_to_none=True)
+                self.skipped.append(name)
+                continue
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if name in self.schedulers:  # per-step LR schedules (per-epoch ones: the loop)
+                self.schedulers[name].step()
+
+    def take_skipped(self) -> list[str]:
+        """The peers whose update was skipped since the last call (and forget them)."""
+        out, self.skipped = self.skipped, []
+        return out
+
+
+@dataclass
+class LRLambda:
+    """LR multiplier as a pure function of the scheduler's step count (picklable, unlike a
+    lambda, so scheduler state round-trips through checkpoints)."""
+
+    kind: str
+    warmup: int
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "inverse_sqrt":  # fairseq's: linear warm-up, then 1/sqrt(step)
+            step = step + 1
+            w = max(1, self.warmup)
+            return step / w if step < w else math.sqrt(w / step)
+        return 1.0
+
+
+def build_optimiser(
+    params: list[nn.Parameter], cfg: OptimConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW or SGD over params, and its LR scheduler: stepped every update (inverse_sqrt,
+    constant) or every epoch (epoch_decay; see PER_EPOCH)."""
+    if cfg.name == "sgd":
+        opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    else:
+        opt = torch.optim.AdamW(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+        )
+    if cfg.schedule in PER_EPOCH:
+        return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, LRLambda(cfg.schedule, cfg.warmup))
+
+
+def build_optimisation(
+    peers: dict[str, Peer],
+    configs: dict[str, OptimConfig],
+    clip_norm: float | None = None,
+    accum_steps: int = 1,
+    autocast: Callable[[], object] = nullcontext,
+    agree: Callable[[bool], bool] = bool,
+) -> Optimisation:
+    """One optimiser and scheduler per trainable peer (configs: each peer's OptimConfig). A
+    parameter shared with an earlier peer belongs to that peer's optimiser only; a peer left
+    with no parameters of its own gets none. Frozen peers are put in eval mode without grad."""
+    seen: set[int] = set()
+    optimisers, schedulers, per_step = {}, {}, {}
+    for name, peer in peers.items():
+        if not peer.trainable:
+            peer.model.eval().requires_grad_(False)
+            continue
+        params = [p for p in peer.model.parameters() if id(p) not in seen]
+        seen.update(id(p) for p in params)
+        if params:
+            optimisers[name], schedulers[name] = build_optimiser(params, configs[name])
+            if configs[name].schedule not in PER_EPOCH:
+                per_step[name] = schedulers[name]
+    return Optimisation(
+        optimisers, per_step, clip_norm, accum_steps, autocast, agree, all_schedulers=schedulers
+    )

@@ -1,0 +1,98 @@
+"""What a run keeps besides its weights and optimisers, and its round trip through a checkpoint:
+State (state.json), saved with the weights by rank 0 and read back on --resume."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from peerseq.errors import PeerseqError
+from peerseq.rundir.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from peerseq.typed import from_dict
+
+
+@dataclass
+class State:
+    """Everything besides weights and optimisers that a resumed run needs (state.json)."""
+
+    step: int = 0
+    epoch: int = 0
+    micro: int = 0  # batches consumed in the current epoch (a resume skips as many)
+    best: float | None = None
+    best_step: int | None = None
+    since_best: int = 0  # validations since the best one (early stopping's patience)
+    done: bool = False
+    history: list = field(default_factory=list)  # validation records
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
+    skipped_streak: int = 0  # ... of them in a row, up to the last step
+    metrics_lines: int | None = None  # metrics.jsonl lines written up to this checkpoint
+
+    def __post_init__(self) -> None:
+        for name in ("step", "epoch", "micro", "since_best", "skipped_steps", "skipped_streak"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.metrics_lines is not None and self.metrics_lines < 0:
+            raise ValueError(f"metrics_lines: expected >= 0, got {self.metrics_lines}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_state(
+    run_dir: Path,
+    state: State,
+    models: Mapping[str, nn.Module],
+    optimisers: Mapping,
+    schedulers: Mapping,
+    keep_last: int | None,
+) -> str | None:
+    """Checkpoint the run at state.step; -> None, or the error that stopped it (a full disk or a
+    read-only folder: the newest complete checkpoint is then intact)."""
+    try:
+        save_checkpoint(
+            run_dir, state.step, models, optimisers, schedulers, state.__dict__, keep_last=keep_last
+        )
+    except OSError as e:
+        last = latest_checkpoint(run_dir)
+        return (
+            f"{e.filename or run_dir}: {e.strerror or e} while saving step {state.step}; the "
+            f"newest complete checkpoint, {last or 'none'}, is intact: free space and continue "
+            "with --resume"
+        )
+    except PeerseqError as e:
+        return str(e)
+    return None
+
+
+def load_state(
+    run_dir: Path, models: Mapping[str, nn.Module], optimisers: Mapping, schedulers: Mapping
+) -> State | None:
+    """Restore models, optimisers and schedulers from the newest complete checkpoint; -> its
+    State, or None when the run has no checkpoint."""
+    ckpt = latest_checkpoint(run_dir, strict=True)
+    if ckpt is None:
+        return None
+    extra = load_checkpoint(ckpt, models, optimisers, schedulers)
+    source = str(ckpt / "state.json")
+    state = from_dict(State, extra, source=source)
+    if state.step != int(ckpt.name.split("-")[1]):
+        raise PeerseqError(f"{source}: step {state.step}, expected {ckpt.name}'s step")
+    return state
+
+
+def non_finite(models: Mapping[str, nn.Module]) -> list[str]:
+    """The names of the models with a NaN or infinite parameter."""
+    return [
+        name
+        for name, model in models.items()
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    ]

@@ -1,0 +1,1 @@
+"""The run directory: its layout, weights files, checkpoints, lock and log."""

@@ -1,0 +1,127 @@
+"""A run's log: the objective's terms to the console (rich), RUN/metrics.jsonl and TensorBoard,
+and metrics.jsonl read back.
+
+Every record is a flat dict of floats from the same dict the objective returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from peerseq.files import atomic_write_text
+from peerseq.rundir.layout import RunDir
+
+
+class RunLogger:
+    """keep: the metrics.jsonl lines a resumed run keeps -- the number its checkpoint recorded
+    (`lines` at save time); lines written after that checkpoint are dropped, so a resumed run's
+    records are those of an uninterrupted one. keep=None (a checkpoint from before this count
+    existed): records up to `resumed_step`. TensorBoard events after `resumed_step` are purged.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        enabled: bool = True,
+        total_steps: int | None = None,
+        keep: int | None = 0,
+        resumed_step: int = 0,
+        resumed_epoch: int = 0,
+    ):
+        self.enabled = enabled
+        self.total = total_steps
+        self.console = Console(width=max(Console().width, 130))
+        self.start = time.time()
+        self.utts = 0
+        self.lines = 0
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            path = RunDir(run_dir).metrics
+            self.lines = _truncate(path, keep, resumed_step, resumed_epoch)
+            self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_step + 1)
+
+    def record(self, split: str, step: int, values: dict[str, float], epoch: int) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(
+            json.dumps(
+                {"split": split, "step": step, "epoch": epoch, "time": round(time.time(), 1)}
+                | values
+            )
+            + "\n"
+        )
+        self.jsonl.flush()
+        self.lines += 1
+        for k, v in values.items():
+            if isinstance(v, int | float):
+                self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def progress(self, step: int, epoch: int, terms: dict[str, float], utts: int) -> None:
+        """One console line: step, epoch, loss terms, weights, throughput, ETA."""
+        self.utts += utts
+        if not self.enabled:
+            return
+        elapsed = time.time() - self.start
+        rate = self.utts / max(elapsed, 1e-9)
+        shown = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
+        eta = ""
+        if self.total:
+            left = elapsed / max(step, 1) * (self.total - step)
+            eta = f" | ETA {int(left // 60)}:{int(left % 60):02d}"
+        total = f"/{self.total}" if self.total else ""
+        self.console.print(
+            f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}", highlight=False
+        )
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.tb.close()
+
+
+def _truncate(path: Path, keep: int | None, resumed_step: int, resumed_epoch: int) -> int:
+    """Keep the first `keep` lines of metrics.jsonl (keep=None: the records up to the resumed
+    step and epoch; an epoch's end logged at the checkpoint's step comes after the checkpoint),
+    rewritten atomically when anything goes; -> the number of lines kept."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if keep is None:
+        kept = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                step, epoch = rec.get("step", 0), rec.get("epoch", 0)
+                if step > resumed_step or (step == resumed_step and epoch > resumed_epoch):
+                    break
+            except (json.JSONDecodeError, AttributeError):
+                break
+            kept.append(line)
+    else:
+        kept = lines[:keep]
+    kept = [x if x.endswith("\n") else x + "\n" for x in kept]
+    if len(kept) != len(lines) or "".join(kept) != "".join(lines):
+        atomic_write_text(path, "".join(kept))
+    return len(kept)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """A run's metrics.jsonl as records; a line still being written (a run in progress) is left
+    out."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

@@ -1,0 +1,52 @@
+"""peerseq.data.pipeline.Data: which utterances each split gives, in what form, and never a
+corpus it was not given prepared."""
+
+from __future__ import annotations
+
+import pytest
+
+from peerseq.data.config import DataConfig, FieldConfig
+from peerseq.data.pipeline import Data
+from peerseq.data.prepare import prepare_corpus
+from peerseq.errors import PeerseqError
+
+
+def config(corpus, **kw) -> DataConfig:
+    fields = {"target": FieldConfig("de", "spm_de", eos=True)}
+    return DataConfig(corpus=str(corpus), fields=fields, precompute=False, **kw)
+
+
+def count(sampler) -> int:
+    return sum(len(items) for items in sampler)
+
+
+def test_length_filter_applies_to_training_only(m30k_speech_300):
+    """Paper 000 removes long samples from training; dev and test are scored whole."""
+    data = Data(config(m30k_speech_300, filter_max_frames=250), seed=1)
+    assert 0 < count(data.sampler("train", training=True)) < 300
+    assert count(data.sampler("test", training=False)) == 300
+    data = Data(config(m30k_speech_300, limit_dev=3), seed=1)
+    assert count(data.sampler("dev", training=False)) == 3  # fewer than the buckets
+
+
+def test_text_only_batches_on_a_speech_corpus(m30k_speech_300):
+    """No peer reads audio (an MT model on a speech corpus's texts): text batches, no features."""
+    data = Data(config(m30k_speech_300), seed=1, speech=False)
+    batch = next(iter(data.batches("test")))
+    assert batch.speech is None and batch.tokens["target"].shape[0] == len(batch.ids)
+    assert count(data.sampler("test", training=False)) == 300
+
+
+def test_an_unprepared_corpus_is_refused_not_prepared(tmp_path):
+    """Only the explicit preparation step makes a corpus: Data (decoding, evaluation) refuses a
+    missing one and writes nothing; prepare_corpus makes it from data.prepare."""
+    cfg = config(tmp_path / "m30k", prepare={"name": "multi30k", "limit": 40, "vocab_size": 100})
+    cfg.fields = {"target": FieldConfig("de", "spm_de", eos=True)}
+    with pytest.raises(PeerseqError, match="not a prepared corpus"):
+        Data(cfg, seed=1, speech=False)
+    assert not (tmp_path / "m30k").exists()
+    prepare_corpus(cfg, log=lambda _: None)
+    data = Data(cfg, seed=1, speech=False)
+    assert count(data.sampler("train", training=False)) == 40
+    with pytest.raises(PeerseqError, match="data.prepare is empty"):
+        prepare_corpus(config(tmp_path / "other"))
