@@ -19,8 +19,6 @@ from peerseq.models.loading import load_encoder
 from peerseq.rundir.checkpoint import peer_weights_file
 from peerseq.rundir.weights import load_weights
 
-PAPER003 = ("teacher_a", "teacher_b", "student_a", "student_b")
-
 
 def reads_speech(exp: Experiment) -> bool:
     """Whether any peer reads audio; if none does, batches carry text only."""

@@ -15,7 +15,7 @@ from peerseq.typed import bounded
 
 @dataclass
 class ModelConfig:
-    preset: str  # peerseq.models.presets name, paper003 names (teacher_a, ...), em_network
+    preset: str  # a name in peerseq.models.presets (the one table of models)
     size: str = "small"
     overrides: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # "RUN_DIR:peer": all weights from that run's checkpoint

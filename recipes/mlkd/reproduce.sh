@@ -6,7 +6,7 @@
 #
 # --scale tiny   the test suite's size (tiny models, 40 of 300 utterances prepared under OUT/data,
 #                2 epochs); a minute or two
-#         small  2,000 fsdd-connected utterances, the small sizes of peerseq/models/asr_paper003.py,
+#         small  2,000 fsdd-connected utterances, the small sizes of peerseq/models/recurrent_ctc.py,
 #                6 epochs (teachers 12; common.yaml); about 75 minutes per seed on a 2-core CPU
 #         paper  the paper's configuration: paper-size models (Table 1), SGD lr 3e-4 x0.95 per
 #                epoch, batches of ~32 utterances of 1-15 s, up to 100 epochs, for a GPU; on a
