@@ -80,6 +80,7 @@ def test_a_crash_in_a_save_resumes_bit_identically_with_each_record_once(
     assert main(["train", str(cut), "--resume"]) == 0
     a = load_weights(latest_checkpoint(whole) / "model.mt.safetensors")
     b = load_weights(latest_checkpoint(tmp_path / "cut") / "model.mt.safetensors")
+    assert a and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert records(tmp_path / "cut") == records(whole)
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # leftovers cleaned

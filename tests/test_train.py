@@ -81,7 +81,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     resumed = train(load_config(Experiment, cut, []), resume=True)
     assert resumed.step == state.step
     a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
-    assert a.keys() == b.keys()
+    assert a and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
 
 
@@ -101,6 +101,7 @@ def test_cli_train_decode_evaluate_average(tmp_path, capsys):
     assert main(["decode", str(run), "--peer", "mt", "--out", str(tmp_path / "h.txt")]) == 0
     hyps = (tmp_path / "h.txt").read_text().splitlines()
     rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert len(rows) == 64  # the test split
     assert [r["hyp"] for r in rows] == hyps and all(r["id"] and r["ref"] for r in rows)
     assert main(["average", str(run), "--last", "2"]) == 0
     assert main(["evaluate", str(run), "--weights", "averaged"]) == 0
