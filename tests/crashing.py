@@ -108,10 +108,12 @@ class Child:
             self.code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
 
 
-def fork_cli(step: int, k: int | str, argv: list[str], log: Path, wait: bool = True):
+def fork_cli(
+    step: int, k: int | str, argv: list[str], log: Path, wait: bool = True, env: dict | None = None
+):
     """peerseq's CLI (ARGS) in a child forked from this process, its stdout and stderr going to
-    LOG, dying right after the K-th operation of the save of STEP (K = 0: no crash).
-    -> its exit code, or with wait=False a Child at once."""
+    LOG, dying right after the K-th operation of the save of STEP (K = 0: no crash); ENV is
+    added to the child's environment. -> its exit code, or with wait=False a Child at once."""
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush(), sys.stderr.flush()
     pid = os.fork()
@@ -121,6 +123,7 @@ def fork_cli(step: int, k: int | str, argv: list[str], log: Path, wait: bool = T
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 1), os.dup2(fd, 2)
             sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            os.environ.update(env or {})
             install(step, k)
             import peerseq.train
             from peerseq.cli import main as cli
