@@ -69,3 +69,14 @@ def whole_run(m30k_64, tmp_path_factory) -> Path:
     cfg = write_config(folder, m30k_64, folder / "whole", log_every=1, max_epochs=2)
     assert train(load_config(Experiment, cfg, [])).step == 18
     return folder / "whole"
+
+
+@pytest.fixture(scope="session")
+def m30k_32(tmp_path_factory) -> Path:
+    """multi30k, first 32 sentences, vocabularies of 150: the corpus of
+    tests/engine/helpers.py's mt_experiment. Made once; runs only read it."""
+    from peerseq.data.prepare import PrepareArgs, prepare
+
+    out = tmp_path_factory.mktemp("data") / "multi30k-32"
+    prepare(PrepareArgs("multi30k", out, limit=32, vocab_size=150))
+    return out

@@ -170,7 +170,7 @@ def test_seqkd_link_averages_a_teachers_k_best():
     assert b.to("cpu").kbest == b.kbest  # moving a batch keeps them
 
 
-def test_shared_decoder_is_one_module_updated_once(tmp_path):
+def test_shared_decoder_is_one_module_updated_once(tmp_path, m30k_32):
     from peerseq.build import Data, build_peers
     from peerseq.train import Trainer
 
@@ -187,6 +187,7 @@ def test_shared_decoder_is_one_module_updated_once(tmp_path):
                 "reads": "source",
             },
         },
+        corpus=m30k_32,
     )
     peers = build_peers(exp, Data(exp.data, 1))
     assert peers["b"].model.decoder is peers["a"].model.decoder
@@ -199,7 +200,7 @@ def test_shared_decoder_is_one_module_updated_once(tmp_path):
     assert trainer.fit().step == 2
 
 
-def test_rdrop_is_one_model_linked_to_itself(tmp_path):
+def test_rdrop_is_one_model_linked_to_itself(tmp_path, m30k_32):
     """R-Drop (Liang et al. 2021) needs no loop of its own: a second peer that is the same model
     (model.same_as), each forward with its own dropout masks, and a symmetric KL link."""
     import json
@@ -214,7 +215,7 @@ def test_rdrop_is_one_model_linked_to_itself(tmp_path):
     drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
     drop["decode"] = {"metric": "none"}
     link = {"a": "seq", "b": "drop", "kind": "kl_symmetric", "weight": 2.5, "name": "alpha"}
-    trainer = Trainer(mt_experiment(tmp_path, {"seq": mt, "drop": drop}, [link]))
+    trainer = Trainer(mt_experiment(tmp_path, {"seq": mt, "drop": drop}, [link], corpus=m30k_32))
     assert trainer.peers["drop"].model is trainer.peers["seq"].model
     owned = [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
     n_params = len(list(trainer.peers["seq"].model.parameters()))
@@ -228,7 +229,7 @@ def test_rdrop_is_one_model_linked_to_itself(tmp_path):
     assert all(r["alpha"] == 2.5 for r in train)
 
 
-def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
+def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path, m30k_32):
     """Sequence-level KD for MT (Kim & Rush 2016): the student's targets are the teacher's
     cached beam 1-best (with EOS) in training, the reference on dev."""
     from peerseq.engine.pseudo_labels import weights_hash
@@ -245,7 +246,7 @@ def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
         "reads": "source",
         "train_on_hyps_of": "teacher",
     }
-    trainer = Trainer(mt_experiment(tmp_path, {"teacher": teacher, "seq": student}))
+    trainer = Trainer(mt_experiment(tmp_path, {"teacher": teacher, "seq": student}, corpus=m30k_32))
     labels = trainer.labels["teacher"]
     assert len(labels) == 32 and all(len(v) == 1 for v in labels.values())
     cached = list((tmp_path / "run" / "pseudo_labels").glob("teacher-*.json"))
@@ -262,32 +263,34 @@ def test_encoder_decoder_trains_on_a_frozen_teachers_hypotheses(tmp_path):
     assert trainer.fit().step == 2
 
 
-def test_train_on_hyps_of_needs_a_frozen_teacher(tmp_path):
+def test_train_on_hyps_of_needs_a_frozen_teacher(tmp_path, m30k_32):
     from peerseq.errors import PeerseqError
     from peerseq.train import Trainer
 
     mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
     student = dict(mt, train_on_hyps_of="teacher")
     with pytest.raises(PeerseqError, match="must be a frozen peer"):
-        Trainer(mt_experiment(tmp_path, {"teacher": mt, "seq": student}))
+        Trainer(mt_experiment(tmp_path, {"teacher": mt, "seq": student}, corpus=m30k_32))
 
 
-def test_shared_parameters_refuse_alternating_updates_and_freezing(tmp_path):
+def test_shared_parameters_refuse_alternating_updates_and_freezing(tmp_path, m30k_32):
     from peerseq.errors import PeerseqError
     from peerseq.train import Trainer
 
     mt = {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}
     drop = {"model": {"preset": "mt_transformer", "same_as": "seq"}, "reads": "source"}
-    exp = mt_experiment(tmp_path, {"seq": mt, "drop": drop})
+    exp = mt_experiment(tmp_path, {"seq": mt, "drop": drop}, corpus=m30k_32)
     exp.train.update = "alternating"
     with pytest.raises(PeerseqError, match="use joint"):
         Trainer(exp)
-    frozen = mt_experiment(tmp_path, {"seq": mt, "drop": dict(drop, trainable=False)})
+    frozen = mt_experiment(
+        tmp_path, {"seq": mt, "drop": dict(drop, trainable=False)}, corpus=m30k_32
+    )
     with pytest.raises(PeerseqError, match="freeze seq too"):
         Trainer(frozen)
 
 
-def test_em_network_for_encoder_decoders(tmp_path):
+def test_em_network_for_encoder_decoders(tmp_path, m30k_32):
     """EM-AED (paper 002 Eq. 5-7): the auxiliary network reads the decoder states and the target
     masked with lambda; KL(em || seq) per target position reaches both sides."""
     import json
@@ -302,7 +305,7 @@ def test_em_network_for_encoder_decoders(tmp_path):
         "decode": {"metric": "none"},
     }
     link = {"a": "em", "b": "seq", "kind": "kl", "weight": 2.0, "name": "alpha"}
-    trainer = Trainer(mt_experiment(tmp_path, {"seq": seq, "em": em}, [link]))
+    trainer = Trainer(mt_experiment(tmp_path, {"seq": seq, "em": em}, [link], corpus=m30k_32))
     assert trainer.peers["em"].model.output_layer is trainer.peers["seq"].model.output_layer
     assert trainer.peers["em"].model.mask_prob == 0.5
     trainer.fit()
