@@ -130,6 +130,8 @@ def fork_cli(
 
             peerseq.train.save_checkpoint = ck.save_checkpoint  # the name it imported, patched
             code = cli(argv)
+        except SystemExit as e:  # argparse's refusals: the code a real process would exit with
+            code = e.code if isinstance(e.code, int) else 1
         except BaseException:
             import traceback
 
