@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from peerseq.cli import main
 
 
@@ -27,8 +29,8 @@ def test_unknown_corpus_exit_code_from_the_console_script(tmp_path):
 
 
 def test_bad_sizes_argument_exits_2(capsys):
-    try:
+    # argparse refuses the value itself: SystemExit(2) before any command runs
+    with pytest.raises(SystemExit) as e:
         main(["prepare", "fsdd-connected", "--out", "x", "--sizes", "train:5"])
-    except SystemExit as e:
-        assert e.code == 2
+    assert e.value.code == 2
     assert "expected split=N" in capsys.readouterr().err

@@ -18,17 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from peerseq.config import load_config
-from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.experiment import Experiment
 from peerseq.rundir.checkpoint import latest_checkpoint
 from peerseq.rundir.weights import load_weights
 from peerseq.train import Trainer
+from tests.crashing import fork_cli
 
-TORCHRUN = Path(sys.executable).parent / "torchrun"
+# torchrun's own module: always there with torch, whether or not its console script is on disk
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 MAX_STEPS = 6
 
 CONFIG = """\
@@ -88,19 +88,16 @@ def _weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
     return {p: load_weights(ckpt / f"model.{p}.safetensors") for p in ("a", "b")}
 
 
-@pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun not installed next to python")
-def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path):
-    corpus = tmp_path / "multi30k-64"
+def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path, m30k_64):
+    # the corpus is prepared beforehand (tests/conftest.py): two ranks must not both prepare it
     cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(CONFIG.format(out=tmp_path / "unused", corpus=corpus, steps=MAX_STEPS))
-    # prepared once here: two ranks must not both prepare it
-    prepare(PrepareArgs(name="multi30k", out=corpus, limit=64, vocab_size=200))
+    cfg.write_text(CONFIG.format(out=tmp_path / "unused", corpus=m30k_64, steps=MAX_STEPS))
 
     # --- two processes under torchrun ---------------------------------------------------------
     run2 = tmp_path / "ddp2"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("WORLD_SIZE", None)
-    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
+    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
     proc = subprocess.run(
         [*cmd, str(cfg), f"out_dir={run2}"],
         cwd=tmp_path,
@@ -157,46 +154,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_stopped_rank_times_out_with_a_clear_error(tmp_path):
+def test_a_stopped_rank_times_out_with_a_clear_error(tmp_path, m30k_64):
     """Rank 1 is stopped (SIGSTOP, not killed) mid-run: rank 0 gives up after
     train.collective_timeout and exits 2 with one line naming the setting, rather than waiting
-    gloo's 30 minutes."""
-    corpus = tmp_path / "multi30k-64"
-    prepare(PrepareArgs(name="multi30k", out=corpus, limit=64, vocab_size=200))
+    gloo's 30 minutes. The two ranks are children forked from this process, set up as torchrun
+    would (the environment variables of env://)."""
     cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(CONFIG.format(out=tmp_path / "run", corpus=corpus, steps=10_000))
+    cfg.write_text(CONFIG.format(out=tmp_path / "run", corpus=m30k_64, steps=10_000))
     port = _free_port()
-    procs = []
+    ranks, logs = [], [tmp_path / f"rank{r}.log" for r in (0, 1)]
+    argv = ["train", str(cfg), "train.collective_timeout=4", "train.max_epochs=1000"]
     for rank in (0, 1):
         env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
             "WORLD_SIZE": "2",
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
         }
-        argv = [sys.executable, "-m", "peerseq", "train", str(cfg)]
-        argv += ["train.collective_timeout=4", "train.max_epochs=1000"]
-        procs.append(
-            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        )
+        ranks.append(fork_cli(0, 0, argv, logs[rank], wait=False, env=env))
     try:
         deadline = time.time() + 120
         metrics = tmp_path / "run" / "metrics.jsonl"
         while time.time() < deadline and not (metrics.is_file() and metrics.stat().st_size):
-            assert all(p.poll() is None for p in procs), procs[0].stderr.read().decode()[-2000:]
+            assert all(r.running() for r in ranks), logs[0].read_text()[-2000:]
             time.sleep(0.05)
-        os.kill(procs[1].pid, signal.SIGSTOP)
+        os.kill(ranks[1].pid, signal.SIGSTOP)
         stopped = time.time()
-        code = procs[0].wait(timeout=60)
+        while ranks[0].running() and time.time() < stopped + 60:
+            time.sleep(0.05)
         waited = time.time() - stopped
     finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-    err = procs[0].stderr.read().decode().strip().splitlines()
+        for r in ranks:
+            r.kill()
+    code = ranks[0].code
+    err = logs[0].read_text().strip().splitlines()
     assert code == 2, "\n".join(err[-40:])
     assert "Traceback" not in "\n".join(err)
     assert "train.collective_timeout=4 s" in err[-1] and err[-1].startswith("peerseq: error:")

@@ -16,7 +16,7 @@ from tests.engine.helpers import mt_experiment
 
 
 @pytest.fixture(scope="module")
-def em_run(tmp_path_factory):
+def em_run(tmp_path_factory, m30k_32):
     """EM-AED on 32 Multi30k sentences, 6 updates (dropout on, so train and eval differ)."""
     tmp = tmp_path_factory.mktemp("export")
     exp = mt_experiment(
@@ -37,6 +37,7 @@ def em_run(tmp_path_factory):
         [{"a": "em", "b": "seq", "kind": "kl", "weight": 2.0}],
         src="de",
         tgt="en",
+        corpus=m30k_32,
         max_steps=6,
     )
     exp.optim.lr = 0.01
@@ -78,7 +79,7 @@ def test_export_refuses_the_auxiliary_peer(em_run, tmp_path, capsys):
     assert main(["export", str(em_run), "--peer", "nope", "--out", str(tmp_path / "x")]) == 2
 
 
-def test_export_of_a_same_as_peer_and_into_a_used_directory(tmp_path, capsys):
+def test_export_of_a_same_as_peer_and_into_a_used_directory(tmp_path, capsys, m30k_32):
     """R-Drop's second view exports as the model it is a view of; --out must be new."""
     exp = mt_experiment(
         tmp_path,
@@ -91,6 +92,7 @@ def test_export_of_a_same_as_peer_and_into_a_used_directory(tmp_path, capsys):
             },
         },
         [{"a": "seq", "b": "drop", "kind": "kl_symmetric"}],
+        corpus=m30k_32,
     )
     Trainer(exp).fit()
     out = tmp_path / "drop"

@@ -17,24 +17,16 @@ import pytest
 import torch
 
 from peerseq.cli import main
-from peerseq.config import load_config
-from peerseq.data.prepare import PrepareArgs, prepare
-from peerseq.experiment import Experiment
 from peerseq.rundir.checkpoint import latest_checkpoint, list_checkpoints
 from peerseq.rundir.weights import load_weights
-from peerseq.train import train
-from tests.crashing import CRASH_CODE
+from tests.crashing import CRASH_CODE, fork_cli
 from tests.test_train import write_config
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """The tiny multi30k of tests/test_train.py, prepared once for this module."""
-    folder = tmp_path_factory.mktemp("m30k") / "m30k"
-    prepare(PrepareArgs("multi30k", folder, limit=64, vocab_size=200))  # as write_config's
-    return folder
+@pytest.fixture
+def corpus(m30k_64) -> Path:
+    """The tiny multi30k of tests/test_train.py (tests/conftest.py, prepared once)."""
+    return m30k_64
 
 
 def records(run: Path) -> list[dict]:
@@ -43,23 +35,10 @@ def records(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time"} for r in rows]
 
 
-def crash_run(step: int, at: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tests.crashing", str(step), at, "cli", *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-
-
-@pytest.fixture(scope="module")
-def whole(corpus, tmp_path_factory) -> Path:
+@pytest.fixture
+def whole(whole_run) -> Path:
     """An uninterrupted run, logging every step: what every interrupted one must end as."""
-    folder = tmp_path_factory.mktemp("whole")
-    cfg = write_config(folder, corpus, folder / "whole", log_every=1)
-    assert train(load_config(Experiment, cfg, [])).step > 8
-    return folder / "whole"
+    return whole_run
 
 
 @pytest.mark.parametrize("at", ["rename", "write text"])
@@ -70,9 +49,10 @@ def test_a_crash_in_a_save_resumes_bit_identically_with_each_record_once(
     `latest` still naming step-4 (the window of the issue), or after its first text file is
     written (records logged since step 4 are then in metrics.jsonl but not in a checkpoint).
     The resumed run ends with the uninterrupted run's weights and metrics records, none twice."""
-    cut = write_config(tmp_path, corpus, tmp_path / "cut", log_every=1)
-    proc = crash_run(8, at, "train", str(cut))
-    assert proc.returncode == CRASH_CODE, proc.stderr[-2000:]
+    cut = write_config(tmp_path, corpus, tmp_path / "cut", log_every=1, max_epochs=2)
+    log = tmp_path / "crashed.log"
+    code = fork_cli(8, at, ["train", str(cut)], log)  # a child of this process, killed mid-save
+    assert code == CRASH_CODE, log.read_text()[-2000:]
     root = tmp_path / "cut" / "checkpoints"
     assert (root / "latest").read_text().strip() == "step-00000004"
     assert (root / "step-00000008").is_dir() == (at == "rename")
@@ -81,6 +61,7 @@ def test_a_crash_in_a_save_resumes_bit_identically_with_each_record_once(
     assert main(["train", str(cut), "--resume"]) == 0
     a = load_weights(latest_checkpoint(whole) / "model.mt.safetensors")
     b = load_weights(latest_checkpoint(tmp_path / "cut") / "model.mt.safetensors")
+    assert a and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert records(tmp_path / "cut") == records(whole)
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # leftovers cleaned
@@ -90,26 +71,23 @@ def test_one_writer_per_run_directory(tmp_path, corpus, capsys):
     """A second run into a directory in use is refused naming the holder; the lock goes with
     its holder, even when it is killed."""
     cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=50)
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "peerseq", "train", str(cfg)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    log = tmp_path / "holder.log"
+    holder = fork_cli(0, 0, ["train", str(cfg)], log, wait=False)  # a child of this process
+    running = holder.running
     try:
         deadline = time.time() + 120
         while not list_checkpoints(tmp_path / "run") and time.time() < deadline:
-            assert holder.poll() is None, holder.stderr.read().decode()[-2000:]
+            assert running(), log.read_text()[-2000:]
             time.sleep(0.05)
         before = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+        assert before, "the holder wrote no checkpoint in 120 s"
         assert main(["train", str(cfg), "--resume"]) == 2
         err = capsys.readouterr().err
         assert f"another run is writing this directory (pid {holder.pid} " in err
         assert len(err.strip().splitlines()) == 1
-        assert holder.poll() is None  # the holder was not disturbed
+        assert running()  # the holder was not disturbed
     finally:
-        holder.kill()
-        holder.wait()
+        holder.kill()  # SIGKILL
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) >= before[:1]
     # killed: the kernel released its lock; the run resumes
     assert main(["train", str(cfg), "train.max_epochs=1", "--resume"]) == 0

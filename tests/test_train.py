@@ -4,10 +4,6 @@ and the CLI's train/decode/evaluate/average work on the run."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from peerseq.experiment import Experiment
 from peerseq.rundir.checkpoint import latest_checkpoint
 from peerseq.rundir.weights import load_weights
 from peerseq.train import train
+from tests.crashing import fork_cli
 
 
 def write_config(tmp: Path, corpus: Path, out: Path, **train) -> Path:
@@ -56,38 +53,30 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_weights(latest_checkpoint(run) / "model.mt.safetensors")
 
 
-def test_resume_after_kill_is_bit_identical(tmp_path):
-    corpus = tmp_path / "m30k"
-    whole = write_config(tmp_path, corpus, tmp_path / "whole")
-    state = train(load_config(Experiment, whole, []))
-    assert state.done and state.step > 8
-
-    cut = write_config(tmp_path, corpus, tmp_path / "cut")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "peerseq", "train", str(cut)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
+def test_resume_after_kill_is_bit_identical(tmp_path, m30k_64, whole_run):
+    """The run of whole_run (tests/conftest.py), killed (SIGKILL) once its step-4 checkpoint
+    is there, then resumed, ends with the same weights."""
+    cut = write_config(tmp_path, m30k_64, tmp_path / "cut", log_every=1, max_epochs=2)
+    log = tmp_path / "killed.log"
+    child = fork_cli(0, 0, ["train", str(cut)], log, wait=False)  # a child of this process
     first = tmp_path / "cut" / "checkpoints" / "step-00000004"
     deadline = time.time() + 120
-    while not first.is_dir() and proc.poll() is None and time.time() < deadline:
+    while not first.is_dir() and child.running() and time.time() < deadline:
         time.sleep(0.01)
-    alive = proc.poll() is None
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert alive, "the run finished before it could be killed: nothing was tested"
+    alive = child.running()
+    child.kill()
+    assert alive, "the run ended before it could be killed: nothing was tested\n" + log.read_text()
     assert latest_checkpoint(tmp_path / "cut") is not None
 
     resumed = train(load_config(Experiment, cut, []), resume=True)
-    assert resumed.step == state.step
-    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
-    assert a.keys() == b.keys()
+    assert resumed.step == 18
+    a, b = final_weights(whole_run), final_weights(tmp_path / "cut")
+    assert a and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
 
 
-def test_cli_train_decode_evaluate_average(tmp_path, capsys):
-    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / "run", early_stop_peer="mt")
+def test_cli_train_decode_evaluate_average(tmp_path, capsys, m30k_64):
+    cfg = write_config(tmp_path, m30k_64, tmp_path / "run", early_stop_peer="mt")
     assert main(["train", str(cfg), "train.max_epochs=2", "train.keep_last=2"]) == 0
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "best" / "best.json").is_file()
@@ -102,6 +91,7 @@ def test_cli_train_decode_evaluate_average(tmp_path, capsys):
     assert main(["decode", str(run), "--peer", "mt", "--out", str(tmp_path / "h.txt")]) == 0
     hyps = (tmp_path / "h.txt").read_text().splitlines()
     rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert len(rows) == 64  # the test split
     assert [r["hyp"] for r in rows] == hyps and all(r["id"] and r["ref"] for r in rows)
     assert main(["average", str(run), "--last", "2"]) == 0
     assert main(["evaluate", str(run), "--weights", "averaged"]) == 0
@@ -117,8 +107,8 @@ def test_bad_config_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("update", ["joint", "alternating"])
-def test_update_rules_run_through_the_loop(tmp_path, update):
-    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / update)
+def test_update_rules_run_through_the_loop(tmp_path, update, m30k_64):
+    cfg = write_config(tmp_path, m30k_64, tmp_path / update)
     exp = load_config(Experiment, cfg, [f"train.update={update}", "train.max_steps=3"])
     assert train(exp).step == 3
 
@@ -137,8 +127,8 @@ def test_unsupported_combinations_are_refused(tmp_path, capsys, overrides, messa
     assert message in capsys.readouterr().err
 
 
-def test_epoch_decay_schedule(tmp_path):
-    cfg = write_config(tmp_path, tmp_path / "m30k", tmp_path / "run")
+def test_epoch_decay_schedule(tmp_path, m30k_64):
+    cfg = write_config(tmp_path, m30k_64, tmp_path / "run")
     exp = load_config(
         Experiment,
         cfg,

@@ -51,10 +51,13 @@ def ctc_peers(vocab: int = 12, feats: int = 8, seed: int = 0) -> dict[str, Peer]
     }
 
 
-def mt_experiment(tmp_path, peers: dict, links: list | None = None, src="en", tgt="de", **train):
-    """An Experiment on 32 Multi30k sentences (prepared under tmp_path on first use): text
-    peers reading `source` and writing `target`. train: TrainConfig fields (max_steps 2 and one
-    thread by default)."""
+def mt_experiment(
+    tmp_path, peers: dict, links: list | None = None, src="en", tgt="de", corpus=None, **train
+):
+    """An Experiment on 32 Multi30k sentences: text peers reading `source` and writing
+    `target`, the run in tmp_path/run. corpus: that corpus already prepared (tests/conftest.py
+    m30k_32), else it is prepared under tmp_path on first use. train: TrainConfig fields
+    (max_steps 2 and one thread by default)."""
     from peerseq.experiment import Experiment
     from peerseq.typed import from_dict
 
@@ -63,7 +66,7 @@ def mt_experiment(tmp_path, peers: dict, links: list | None = None, src="en", tg
         {
             "out_dir": str(tmp_path / "run"),
             "data": {
-                "corpus": str(tmp_path / "m30k"),
+                "corpus": str(corpus or tmp_path / "m30k"),
                 "prepare": {"name": "multi30k", "limit": 32, "vocab_size": 150},
                 "fields": {
                     "source": {"column": src, "tokenizer": f"spm_{src}"},

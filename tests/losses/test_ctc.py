@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import pytest
@@ -129,3 +130,32 @@ def test_padding_value_and_padded_frames_do_not_matter():
     lp2[0, 5:] = float("nan")
     lp2[1, 3:] = float("nan")
     torch.testing.assert_close(ctc_loss(lp2, input_lengths, targets, target_lengths), ref)
+
+
+def test_small_cases_match_their_closed_form():
+    """-log P(y | x) written out by hand (blank 0): one frame and one label has the single path
+    "a"; two frames and one label the paths "a a", "_ a", "a _"; "a a" in three frames only
+    "a _ a". The per-token mean divides the summed rows by 1 + 1 + 2 target tokens."""
+    p = torch.tensor(
+        [
+            [[0.2, 0.7, 0.1], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],  # only frame 0 is valid
+            [[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.0, 0.0, 0.0]],  # frames 0-1 are valid
+            [[0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]],
+        ],
+        dtype=torch.float64,
+    )
+    p[0, 1:] = p[1, 2] = 1 / 3  # padding frames: any distribution
+    targets, target_lengths = _pad([[1], [2], [1, 1]], pad=0)
+    input_lengths = torch.tensor([1, 2, 3])
+    rows = [
+        -math.log(0.7),
+        -math.log(0.2 * 0.3 + 0.5 * 0.3 + 0.2 * 0.1),
+        -math.log(0.8 * 0.6 * 0.7),
+    ]
+    lp = p.log()
+    got = ctc_loss(lp, input_lengths, targets, target_lengths, reduction="sum")
+    assert float(got) == pytest.approx(sum(rows), rel=1e-9)
+    got = ctc_loss(lp, input_lengths, targets, target_lengths)
+    assert float(got) == pytest.approx(sum(rows) / 4, rel=1e-9)
+    got = ctc_loss(lp, input_lengths, targets, target_lengths, reduction="mean_utts")
+    assert float(got) == pytest.approx(sum(rows) / 3, rel=1e-9)
