@@ -1,0 +1,74 @@
+"""`peerseq report` on committed fixtures: the logs and decoded test sets of tiny runs made by
+the recipes' former reproduce.sh/report.py (tests/recipes/fixtures/RECIPE/runs), and that
+report.py's own output on those runs (golden.md, golden.json; see fixtures/README.md).
+
+The new report must write the same page byte for byte and the same JSON. What is not compared:
+the generator's name in the page's first paragraph (the former script's path, now the command),
+the root folder (the runs were made elsewhere) and, for paper 003, the CPU decoding real-time
+factor (a timing, and the fixture has no weights to decode with).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from peerseq.report.page import report
+from peerseq.report.recipe import load_recipe
+
+HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parents[1] / "recipes"
+FIXTURES = HERE / "fixtures"
+# recipe: (the folder the golden runs were in, the former generator's words -> the new ones)
+MADE = {
+    "st_mutual": (
+        "/tmp/oldruns/st/tiny",
+        ("`recipes/st_mutual/reproduce.sh` (report.py)", "`peerseq report recipes/st_mutual`"),
+    ),
+    "mlkd": (
+        "/tmp/oldruns/mlkd/tiny",
+        ("`recipes/mlkd/report.py`", "`peerseq report recipes/mlkd`"),
+    ),
+    "em_network": (
+        "/tmp/oldruns/em/tiny",
+        ("`recipes/em_network/report.py`", "`peerseq report recipes/em_network`"),
+    ),
+}
+
+
+def _mask_rtf(md: str, record: dict) -> tuple[str, dict]:
+    """Paper 003's cost table: the last cell (CPU decoding RTF) of each row -> '—'."""
+    rows = record.get("costs", {})
+    for r in rows.values():
+        r["rtf"] = None
+    lines = md.split("\n")
+    start = next((i for i, x in enumerate(lines) if x.startswith("## Table 1 and Table 6")), None)
+    if start is not None:
+        i = start + 4  # heading, blank, header, separator
+        while i < len(lines) and lines[i].startswith("| "):
+            lines[i] = re.sub(r"\| [^|]* \|$", "| — |", lines[i])
+            i += 1
+    return "\n".join(lines), record
+
+
+@pytest.mark.parametrize("recipe", ["st_mutual"])
+def test_report_matches_the_former_report(recipe, tmp_path):
+    fixture = FIXTURES / recipe
+    old_root, (old_name, new_name) = MADE[recipe]
+    root = fixture / "runs"
+    settings = {"corpus": "fsdd-connected"} if recipe == "mlkd" else {}
+    report(load_recipe(RECIPES / recipe), root, "tiny", tmp_path / "results", settings)
+    md = (tmp_path / "results.md").read_text()
+    got = json.loads((tmp_path / "results.json").read_text())
+    golden = (fixture / "golden.md").read_text()
+    assert old_name in golden and old_root in golden  # what is replaced is there to replace
+    golden = golden.replace(old_name, new_name).replace(old_root, str(root))
+    want = json.loads((fixture / "golden.json").read_text())
+    if recipe == "mlkd":
+        md, got = _mask_rtf(md, got)
+        golden, want = _mask_rtf(golden, want)
+    assert md == golden
+    assert got == want
