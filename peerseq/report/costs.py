@@ -8,6 +8,8 @@ the rest of the report.
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
 from pathlib import Path
 
@@ -33,9 +35,8 @@ def config_params(run_dirs: list[Path], peer: str) -> int | None:
     return None
 
 
-def paper_size_costs(models: list[str]) -> dict[str, dict]:
-    """{model: {"params", "paper_params", "flops_per_s"}} at the paper's sizes (Table 1/6); the
-    FLOPs are one forward over one second of 201-dim frames at 100 frames/s."""
+@functools.lru_cache(maxsize=4)
+def _paper_size_costs(models: tuple[str, ...]) -> dict[str, dict]:
     counts = table1()
     out = {}
     for name in models:
@@ -47,6 +48,13 @@ def paper_size_costs(models: list[str]) -> dict[str, dict]:
             "flops_per_s": flops_per_second_of_audio(model, feat_dim=201),
         }
     return out
+
+
+def paper_size_costs(models: list[str]) -> dict[str, dict]:
+    """{model: {"params", "paper_params", "flops_per_s"}} at the paper's sizes (Table 1/6); the
+    FLOPs are one forward over one second of 201-dim frames at 100 frames/s. Counted once per
+    process (building and tracing the paper-size models takes seconds)."""
+    return copy.deepcopy(_paper_size_costs(tuple(models)))
 
 
 def trained_size_costs(models: list[str], size: str) -> dict[str, dict]:
@@ -70,6 +78,8 @@ def decoding_rtf(run_dir: Path, peer: str, threads: int = 1, repeats: int = 2) -
     from peerseq.errors import PeerseqError
     from peerseq.runs import load_run
 
+    if not any((run_dir / w).exists() for w in ("best", "checkpoints/latest")):
+        return None
     try:
         run = load_run(run_dir, device="cpu")
         batches = list(run.data.batches(run.exp.data.test_split, run.exp.data.limit_test))

@@ -104,13 +104,24 @@ def load_recipe(folder: str | Path) -> Recipe:
     runs = data.get("runs", {})
     if not isinstance(runs, dict):
         raise rec.fail("runs", "expected a mapping of run name -> {config, ...}")
+    seen: list[str] = []
     for name, r in runs.items():
-        _need(rec, r, "config", str, f"runs.{name}")
-        if not (rec.dir / f"{r['config']}.yaml").is_file():
-            raise rec.fail(f"runs.{name}.config", f"no {r['config']}.yaml in {rec.dir}")
-        for dep in r.get("after", []):
-            if dep not in runs:
-                raise rec.fail(f"runs.{name}.after", f"unknown run '{dep}'")
+        if not isinstance(r, dict) or r.get("kind") != "cascade":
+            _need(rec, r, "config", str, f"runs.{name}")
+            if not (rec.dir / f"{r['config']}.yaml").is_file():
+                raise rec.fail(f"runs.{name}.config", f"no {r['config']}.yaml in {rec.dir}")
+        for dep in r.get("after", []) + r.get("teachers", []):
+            if dep not in seen:  # declaration order is training order
+                raise rec.fail(f"runs.{name}.after", f"'{dep}' is not a run declared before it")
+        seen.append(name)
+    if runs:
+        spec = _need(rec, data, "reproduce", dict, "top level")
+        _need(rec, spec, "layout", str, "reproduce")
+        _need(rec, spec, "scales", list, "reproduce")
+        for m, names in _need(rec, spec, "methods", dict, "reproduce").items():
+            for n in names:
+                if n not in runs:
+                    raise rec.fail(f"reproduce.methods.{m}", f"unknown run '{n}'")
     return rec
 
 

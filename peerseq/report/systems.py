@@ -172,6 +172,8 @@ def systems_table(rec: Recipe, g: Group, sec: dict) -> tuple[list[str], object] 
             elif col.get("json"):
                 record[col["json"]] = value
         rows.append(row)
+        if "json_order" in sec:  # the record's keys in this order, whatever the columns' order
+            record = {k: record[k] for k in sec["json_order"]}
         name = {"key": key, "run": rec.systems[key]["run"], "label": rec.systems[key]["label"]}
         records[name[sec.get("json_key", "key")]] = record
     if "only_if_beyond" in sec and not set(records) - set(sec["only_if_beyond"]):

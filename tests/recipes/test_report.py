@@ -54,7 +54,7 @@ def _mask_rtf(md: str, record: dict) -> tuple[str, dict]:
     return "\n".join(lines), record
 
 
-@pytest.mark.parametrize("recipe", ["st_mutual"])
+@pytest.mark.parametrize("recipe", ["st_mutual", "mlkd"])
 def test_report_matches_the_former_report(recipe, tmp_path):
     fixture = FIXTURES / recipe
     old_root, (old_name, new_name) = MADE[recipe]
@@ -72,3 +72,59 @@ def test_report_matches_the_former_report(recipe, tmp_path):
         golden, want = _mask_rtf(golden, want)
     assert md == golden
     assert got == want
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (lambda d: d["systems"]["a"].pop("label"), "systems.a: missing field 'label'"),
+        (
+            lambda d: d["page"]["groups"][0]["sections"][0]["systems"].append("nobody"),
+            "page.groups[0].sections[0].systems: unknown system 'nobody'",
+        ),
+        (
+            lambda d: d["page"]["groups"][0]["sections"][0]["columns"][7]["against"].update(
+                {"a_mlkd": ["a_seqkd", "typo"]}
+            ),
+            "page.groups[0].sections[0].columns[7].against.a_mlkd: unknown system 'typo'",
+        ),
+        (lambda d: d["runs"]["mlkd"].update(config="nope"), "runs.mlkd.config: no nope.yaml"),
+        (
+            lambda d: d["runs"]["seqkd"].update(after=["mlkd"]),
+            "runs.seqkd.after: 'mlkd' is not a run declared before it",
+        ),
+    ],
+)
+def test_a_bad_declaration_names_its_file_and_field(edit, where, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from peerseq.cli import main
+
+    recipe = tmp_path / "mlkd"
+    shutil.copytree(RECIPES / "mlkd", recipe)
+    data = yaml.safe_load((recipe / "recipe.yaml").read_text())
+    edit(data)
+    (recipe / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    args = ["--root", str(FIXTURES / "mlkd" / "runs"), "--scale", "tiny"]
+    assert main(["report", str(recipe), *args, "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{recipe / 'recipe.yaml'}: {where}" in err and err.count("\n") == 1
+
+
+def test_bad_reproduce_options_exit_with_2(tmp_path, capsys):
+    from peerseq.cli import main
+
+    for args, says in (
+        (
+            ["--set", "corpus=timit"],
+            "--set corpus: expected one of fsdd-connected, multi30k-speech",
+        ),
+        (["--set", "k=0"], "--set k: expected a positive integer, got '0'"),
+        (["--methods", "mlkd nope"], "--methods: unknown 'nope'"),
+        (["--scale", "paper"], "--scale paper needs --data"),
+    ):
+        assert main(["reproduce", str(RECIPES / "mlkd"), "--out", str(tmp_path), *args]) == 2
+        assert says in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was trained or written
