@@ -54,7 +54,7 @@ def _mask_rtf(md: str, record: dict) -> tuple[str, dict]:
     return "\n".join(lines), record
 
 
-@pytest.mark.parametrize("recipe", ["st_mutual", "mlkd"])
+@pytest.mark.parametrize("recipe", ["st_mutual", "mlkd", "em_network"])
 def test_report_matches_the_former_report(recipe, tmp_path):
     fixture = FIXTURES / recipe
     old_root, (old_name, new_name) = MADE[recipe]
