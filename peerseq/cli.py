@@ -44,12 +44,17 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"prepared {meta['name']} in {args.out} ({meta.get('seconds', 0)} s)")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def train_run(config: str | Path, overrides: list[str], resume: bool = True):
+    """`peerseq train CONFIG OVERRIDES [--resume]` in this process -> the final training state."""
     from peerseq.config import load_config
     from peerseq.experiment import Experiment
     from peerseq.train import train
 
-    state = train(load_config(Experiment, args.config, args.overrides), resume=args.resume)
+    return train(load_config(Experiment, config, overrides), resume=resume)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    state = train_run(args.config, args.overrides, resume=args.resume)
     print(f"finished at step {state.step}, epoch {state.epoch}; best {state.best}")
 
 
@@ -165,7 +170,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         settings=dict(args.set),
         extra=args.overrides,
     )
-    done = reproduce(load_recipe(args.recipe), req)
+    done = reproduce(load_recipe(args.recipe), req, train_run)
     actions = [d["action"] for d in done]
     print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
 

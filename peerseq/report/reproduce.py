@@ -15,12 +15,15 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
 from peerseq.errors import PeerseqError
 from peerseq.report.recipe import Recipe
+
+Trainer = Callable[[Path, list[str]], object]
 
 
 @dataclass
@@ -134,6 +137,10 @@ def settings_of(rec: Recipe, req: Request) -> dict:
     return values
 
 
+def _shown(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items() if k in ("task", "scale") and v)
+
+
 def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     """The runs to train, in declaration order: the requested methods' runs (default: the
     recipe's default methods) and every run they come after."""
@@ -143,6 +150,8 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     for m in asked:
         if m not in methods:
             raise PeerseqError(f"--methods: unknown '{m}' ({' '.join(methods)})")
+        if req.methods and not any(_holds(runs[r].get("when", {}), values) for r in methods[m]):
+            raise PeerseqError(f"--methods: '{m}' has no run with these options ({_shown(values)})")
     need: set[str] = set()
     todo = [r for m in asked for r in methods[m]]
     while todo:
@@ -153,14 +162,11 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     return [r for r in runs if r in need]
 
 
-def _train(config: Path, overrides: list[str], run: Path) -> str:
-    from peerseq.config import load_config
-    from peerseq.experiment import Experiment
-    from peerseq.train import train
-
+def _train(train: Trainer, config: Path, overrides: list[str], run: Path) -> str:
+    """Train (or resume) one run -> "trained", or "reused" when its weights did not change."""
     before = _weights(run)
     stamp = before.stat().st_mtime_ns if before else None
-    train(load_config(Experiment, config, overrides), resume=True)
+    train(config, overrides)
     after = _weights(run)
     return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
 
@@ -269,9 +275,12 @@ def plan(rec: Recipe, req: Request) -> Plan:
     return Plan(rec, req, values, runs_root, common, todo)
 
 
-def reproduce(rec: Recipe, req: Request) -> list[dict]:
+def reproduce(rec: Recipe, req: Request, train: Trainer) -> list[dict]:
     """Train, decode and report; -> one record per run and seed: what was done to it
-    (trained, reused, evaluated, exported, decoded), also appended to RUNS/reproduce.jsonl."""
+    (trained, reused, evaluated, exported, decoded), also appended to RUNS/reproduce.jsonl.
+    train(config, overrides): trains or resumes one run (`peerseq train CONFIG ... --resume`),
+    given by the caller so that this module stays below the trainer, which logs through
+    peerseq.report."""
     p = plan(rec, req)
     spec = rec.data["reproduce"]
     done = []
@@ -292,7 +301,7 @@ def reproduce(rec: Recipe, req: Request) -> list[dict]:
                     shutil.rmtree(run)
             print(f"== {run.name} (seed {seed}): {run}")
             start = time.perf_counter()
-            action = _train(config, overrides, run)
+            action = _train(train, config, overrides, run)
             if req.test:
                 after = spec.get("after_training", "evaluate")
                 action = _after_training(after, run, spec) or action

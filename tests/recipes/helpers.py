@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from peerseq.cli import train_run
 from peerseq.engine.checkpoint import latest_checkpoint, load_weights
 from peerseq.report.recipe import load_recipe
 from peerseq.report.reproduce import Request, plan
@@ -18,7 +19,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 def reproduce(recipe: str, **request) -> list[dict]:
     """peerseq reproduce recipes/RECIPE with Request fields -> what was done to each run."""
-    return run_reproduce(load_recipe(RECIPES / recipe), Request(**request))
+    return run_reproduce(load_recipe(RECIPES / recipe), Request(**request), train_run)
 
 
 def run_args(recipe: str, name: str, seed: int = 1, **request) -> tuple[Path, Path, list[str]]:

@@ -11,6 +11,7 @@ that one method beats another (results.md does that, at small scale).
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 import yaml
@@ -137,3 +138,18 @@ def test_paper_configuration_takes_a_step(mlkd_tiny):
     assert exp.optim.name == "sgd" and exp.optim.lr == 0.0003
     assert step["loss"] > 0
     assert step["parameters"]["a"] == table1()["student_a"]["ours"]  # 11.9 M in Table 1
+
+
+def test_a_student_is_trained_again_after_its_teacher(mlkd_tiny):
+    """Teacher A's weights newer than the MLKD run: the run is removed and trained again from
+    scratch (never reused with another teacher); the teacher itself is reused."""
+    out, _ = mlkd_tiny
+    s1 = out / "tiny" / "fsdd-connected" / "s1"
+    later = (s1 / "mlkd" / "config.yaml").stat().st_mtime + 10
+    os.utime(s1 / "teacher_a" / "best", (later, later))
+    before = stamps(s1 / "mlkd")
+    done = reproduce("mlkd", scale="tiny", out=out, methods=["mlkd"], extra=MLKD_TINY, test=False)
+    assert [(d["run"], d["action"]) for d in done] == [("teacher_a", "reused"), ("mlkd", "trained")]
+    after = stamps(s1 / "mlkd")
+    assert after.keys() == {p for p in before if "/eval/" not in str(p)}  # test decoding is gone
+    assert all(after[p] > before[p] for p in after)

@@ -124,7 +124,15 @@ def test_bad_reproduce_options_exit_with_2(tmp_path, capsys):
         (["--set", "k=0"], "--set k: expected a positive integer, got '0'"),
         (["--methods", "mlkd nope"], "--methods: unknown 'nope'"),
         (["--scale", "paper"], "--scale paper needs --data"),
+        (["--set", "k=1", "--set", "corpus=multi30k-speech", "--set", "nope=1"], "--set nope"),
     ):
         assert main(["reproduce", str(RECIPES / "mlkd"), "--out", str(tmp_path), *args]) == 2
         assert says in capsys.readouterr().err
+    em = ["reproduce", str(RECIPES / "em_network"), "--out", str(tmp_path), "--scale", "tiny"]
+    assert main([*em, "--set", "task=mt", "--methods", "skd"]) == 2  # an ASR method
+    assert "--methods: 'skd' has no run with these options (task=mt, scale=tiny)" in (
+        capsys.readouterr().err
+    )
+    assert main(em) == 2
+    assert "--set task: expected one of asr, mt, got ''" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was trained or written
