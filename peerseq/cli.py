@@ -171,7 +171,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         extra=args.overrides,
     )
     done = reproduce(load_recipe(args.recipe), req, train_run)
-    actions = [d["action"] for d in done]
+    actions = [d["action"] for d in done] + [d["test"] for d in done if d.get("test")]
     print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
 
 
@@ -274,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_report)
 
     pq = sub.add_parser(
-        "reproduce", help="train, decode and report a recipe's runs (recipe.yaml), per seed"
+        "reproduce",
+        help="train, decode and report a recipe's runs (recipe.yaml), per seed",
+        epilog="Arguments after -- are overrides for every training run, e.g. -- optim.lr=1e-3",
     )
     pq.add_argument("recipe", help="recipe folder (with recipe.yaml), e.g. recipes/mlkd")
-    pq.add_argument("overrides", nargs="*", help="after --: overrides for every training run")
     pq.add_argument("--scale", default="small", help="tiny, small or paper (see recipe.yaml)")
     pq.add_argument("--seeds", type=_seeds, default=[1], help='each repeats everything: "1 2"')
     pq.add_argument("--methods", help='a subset of the recipe\'s methods: "mlkd seqkd"')
@@ -301,7 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = []
+    if argv[:1] == ["reproduce"] and "--" in argv:  # the rest: overrides for every run
+        cut = argv.index("--")
+        argv, overrides = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    args.overrides = getattr(args, "overrides", None) or overrides
     try:
         args.func(args)
     except PeerseqError as e:

@@ -277,7 +277,8 @@ def plan(rec: Recipe, req: Request) -> Plan:
 
 def reproduce(rec: Recipe, req: Request, train: Trainer) -> list[dict]:
     """Train, decode and report; -> one record per run and seed: what was done to it
-    (trained, reused, evaluated, exported, decoded), also appended to RUNS/reproduce.jsonl.
+    "action" trained or reused (a cascade: decoded or reused), "test" evaluated, exported or
+    None (up to date), also appended to RUNS/reproduce.jsonl.
     train(config, overrides): trains or resumes one run (`peerseq train CONFIG ... --resume`),
     given by the caller so that this module stays below the trainer, which logs through
     peerseq.report."""
@@ -301,12 +302,14 @@ def reproduce(rec: Recipe, req: Request, train: Trainer) -> list[dict]:
                     shutil.rmtree(run)
             print(f"== {run.name} (seed {seed}): {run}")
             start = time.perf_counter()
-            action = _train(train, config, overrides, run)
+            action, test = _train(train, config, overrides, run), None
             if req.test:
                 after = spec.get("after_training", "evaluate")
-                action = _after_training(after, run, spec) or action
+                test = _after_training(after, run, spec)
             seconds = round(time.perf_counter() - start, 1)
-            done.append({"seed": seed, "run": name, "action": action, "seconds": seconds})
+            done.append(
+                {"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds}
+            )
     p.runs_root.mkdir(parents=True, exist_ok=True)
     with open(p.runs_root / "reproduce.jsonl", "a") as f:
         f.writelines(json.dumps(d) + "\n" for d in done)

@@ -39,6 +39,9 @@ def records(run: Path) -> list[dict]:
 def test_tiny_reports_every_system(st_tiny):
     out, done = st_tiny
     assert [d["run"] for d in done] == ["asr", "mt", "kd", "ml", "cascade"]
+    assert [(d["action"], d.get("test")) for d in done] == [("trained", "evaluated")] * 4 + [
+        ("decoded", None)
+    ]
     report = json.loads((out / "results.json").read_text())["pairs"]["en-de"]
     t1, t2 = report["table1"], report["table2"]
     assert set(t1["systems"]) == {"Cascade", "E2E", "E2E+MTL", "E2E+KD", "E2E+ML", "E2E+ML*"}
@@ -122,6 +125,7 @@ def test_tiny_rerun_reuses_finished_runs(st_tiny, m30k_speech_300):
                      data=str(m30k_speech_300), methods=["ml"], extra=ST_TINY)  # fmt: skip
     assert [(d["run"], d["action"]) for d in done] == [("asr", "reused"), ("mt", "reused"),
                                                        ("ml", "reused")]  # fmt: skip
+    assert all(d["test"] is None for d in done)  # test decoding is up to date: not redone
     assert stamps(out / "tiny") == before
     assert (out / "again.md").is_file()
 
