@@ -83,5 +83,5 @@ def paper_step(config: Path, overrides: list[str]) -> dict:
             owners.setdefault(id(p), []).append(f"{name}:{pname}")
             unique[id(p)] = p.numel()
     shared = sorted(n for names in owners.values() if len(names) > 1 for n in names)
-    return {"exp": exp, "loss": float(loss), "parameters": n, "shared": shared,
+    return {"exp": exp, "loss": float(loss.detach()), "parameters": n, "shared": shared,
             "unique": sum(unique.values())}  # fmt: skip
