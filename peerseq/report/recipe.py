@@ -15,18 +15,26 @@ import yaml
 
 from peerseq.errors import PeerseqError
 
-SECTION_KINDS = {
-    "systems",
-    "other_runs",
-    "costs",
-    "dev_curves",
-    "repetition",
-    "parameters",
-    "posteriorgram",
-    "loss_curves",
-    "sweep",
-    "logs",
-    "text",
+REQUIRED = {  # the fields each section kind reads
+    "systems": ["metric", "systems", "columns"],
+    "other_runs": ["title", "metric", "known", "against", "head", "json"],
+    "costs": [
+        "title",
+        "models",
+        "reference",
+        "reference_label",
+        "paper_reduction",
+        "head",
+        "after",
+    ],
+    "dev_curves": ["title", "metric", "file", "ylabel", "figure_title", "figures"],
+    "repetition": ["title", "systems", "head"],
+    "parameters": ["title", "teacher_run", "note"],
+    "posteriorgram": ["title", "plain", "em", "file"],
+    "loss_curves": ["title", "loss", "file"],
+    "sweep": ["title", "run", "default", "axes", "references", "file"],
+    "logs": ["title"],
+    "text": ["lines"],
 }
 COLUMN_KINDS = {
     "label",
@@ -127,10 +135,18 @@ def load_recipe(folder: str | Path) -> Recipe:
 
 def _check_section(rec: Recipe, sec: dict, where: str) -> None:
     kind = _need(rec, sec, "kind", str, where)
-    if kind not in SECTION_KINDS:
-        raise rec.fail(
-            f"{where}.kind", f"unknown '{kind}' (one of {', '.join(sorted(SECTION_KINDS))})"
-        )
+    if kind not in REQUIRED:
+        raise rec.fail(f"{where}.kind", f"unknown '{kind}' (one of {', '.join(sorted(REQUIRED))})")
+    for f in REQUIRED[kind]:
+        if f not in sec:
+            raise rec.fail(where, f"missing field '{f}' (a {kind} section)")
+    for key in sec.get("systems", []) if kind == "repetition" else []:
+        rec.system(key, f"{where}.systems")
+    for name, keys in sec.get("figures", {}).items():
+        for key in keys:
+            rec.system(key, f"{where}.figures.{name}")
+    for model, key in sec.get("models", {}).items():
+        rec.system(key, f"{where}.models.{model}")
     if kind != "systems":
         return
     _need(rec, sec, "metric", str, where)

@@ -10,6 +10,7 @@ import statistics
 
 import numpy as np
 
+from peerseq.metrics.repetition import token_repetition_ratio
 from peerseq.report import figures
 from peerseq.report.analyses import em_parameters, posteriorgram_panels, teacher_forced_repetition
 from peerseq.report.compare import markdown_table
@@ -62,8 +63,6 @@ def repetition(rec: Recipe, g: Group, sec: dict):
             hyps_file = d / run / "export" / "eval" / "seq.test.jsonl"
             if not hyps_file.is_file():
                 continue
-            from peerseq.metrics.repetition import token_repetition_ratio
-
             tf.append(teacher_forced_repetition(d / run / "export"))
             beam.append(token_repetition_ratio([h for h, _ in read_outputs(hyps_file).values()]))
         if tf:

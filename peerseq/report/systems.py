@@ -9,6 +9,7 @@ test set of each seed, at the recipe's `outputs` pattern (or the system's own).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,8 +198,6 @@ def systems_table(rec: Recipe, g: Group, sec: dict) -> tuple[list[str], object] 
 def other_runs(rec: Recipe, g: Group, sec: dict) -> tuple[list[str], dict]:
     """Runs beside the declared ones (variations trained by hand into a seed directory): each
     decoded peer's score, tested against the same peer of each `against` run."""
-    import re
-
     metric, known = sec["metric"], set(sec["known"])
     skip = re.compile(sec.get("exclude", "(?!)"))
     if sec.get("discover", "dirs") == "dirs":

@@ -88,6 +88,14 @@ def test_report_matches_the_former_report(recipe, tmp_path):
             ),
             "page.groups[0].sections[0].columns[7].against.a_mlkd: unknown system 'typo'",
         ),
+        (
+            lambda d: d["page"]["groups"][0]["sections"][4].pop("title"),
+            "page.groups[0].sections[4]: missing field 'title' (a costs section)",
+        ),
+        (
+            lambda d: d["page"]["groups"][0]["sections"][5]["figures"]["student_a"].append("x"),
+            "page.groups[0].sections[5].figures.student_a: unknown system 'x'",
+        ),
         (lambda d: d["runs"]["mlkd"].update(config="nope"), "runs.mlkd.config: no nope.yaml"),
         (
             lambda d: d["runs"]["seqkd"].update(after=["mlkd"]),
