@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from peerseq.engine.pseudo_labels import weights_hash
-from peerseq.models.asr_paper003 import table1
+from peerseq.report.costs import table1  # the paper-003 model module, through one import
 from peerseq.runs import load_run
 from tests.recipes.conftest import MLKD_TINY
 from tests.recipes.helpers import paper_step, records, reproduce, run_args, stamps, weights
