@@ -75,8 +75,8 @@ def report(
         for sec in gd["sections"]:
             lines, value = _section(rec, g, sec, scale)
             md += lines
-            if sec.get("json") and (value is not None or sec.get("json_always")):
-                rec_json[sec["json"]] = value if value is not None else {}
+            if sec.get("json") and value is not None:  # None: the section had nothing to say
+                rec_json[sec["json"]] = value
         target = out
         for part in gd.get("json_path", []):
             target = target.setdefault(part.format(**gvars), {})
