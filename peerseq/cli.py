@@ -45,12 +45,17 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"prepared {meta['name']} in {args.out} ({meta.get('seconds', 0)} s)")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def train_run(config: str | Path, overrides: list[str], resume: bool = True):
+    """`peerseq train CONFIG OVERRIDES [--resume]` in this process -> the final training state."""
     from peerseq.config import load_config
     from peerseq.experiment import Experiment
     from peerseq.train import train
 
-    state = train(load_config(Experiment, args.config, args.overrides), resume=args.resume)
+    return train(load_config(Experiment, config, overrides), resume=resume)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    state = train_run(args.config, args.overrides, resume=args.resume)
     print(f"finished at step {state.step}, epoch {state.epoch}; best {state.best}")
 
 
@@ -124,6 +129,53 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from peerseq.demo import run_demo
 
     run_demo(Path(args.workdir))
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from peerseq.report.page import report
+    from peerseq.report.recipe import load_recipe
+
+    results = Path(args.results)
+    report(load_recipe(args.recipe), Path(args.root), args.scale, results, dict(args.set))
+    print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f'expected seeds like "1 2", got {text!r}')
+    return seeds
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from peerseq.report.recipe import load_recipe
+    from peerseq.report.reproduce import Request, reproduce
+
+    req = Request(
+        scale=args.scale,
+        seeds=args.seeds,
+        methods=args.methods.split() if args.methods else None,
+        out=Path(args.out) if args.out else None,
+        results=Path(args.results) if args.results else None,
+        data=args.data,
+        max_steps=args.max_steps,
+        test=not args.no_test,
+        settings=dict(args.set),
+        extra=args.overrides,
+    )
+    done = reproduce(load_recipe(args.recipe), req, train_run)
+    actions = [d["action"] for d in done] + [d["test"] for d in done if d.get("test")]
+    print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +265,43 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--last", type=int, default=5)
     pa.set_defaults(func=cmd_average)
 
+    pr = sub.add_parser("report", help="a recipe's results page from its runs (recipe.yaml)")
+    pr.add_argument("recipe", help="recipe folder (with recipe.yaml), e.g. recipes/mlkd")
+    pr.add_argument("--root", required=True, help="the runs: OUT/SCALE of peerseq reproduce")
+    pr.add_argument("--scale", required=True, help="tiny, small or paper (names the notes)")
+    pr.add_argument("--results", required=True, help="stem: writes STEM.md and STEM.json")
+    pr.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a page variable of the declaration, e.g. corpus=multi30k-speech",
+    )
+    pr.set_defaults(func=cmd_report)
+
+    pq = sub.add_parser(
+        "reproduce",
+        help="train, decode and report a recipe's runs (recipe.yaml), per seed",
+        epilog="Arguments after -- are overrides for every training run, e.g. -- optim.lr=1e-3",
+    )
+    pq.add_argument("recipe", help="recipe folder (with recipe.yaml), e.g. recipes/mlkd")
+    pq.add_argument("--scale", default="small", help="tiny, small or paper (see recipe.yaml)")
+    pq.add_argument("--seeds", type=_seeds, default=[1], help='each repeats everything: "1 2"')
+    pq.add_argument("--methods", help='a subset of the recipe\'s methods: "mlkd seqkd"')
+    pq.add_argument("--out", help="root of the runs (default exp/RECIPE): OUT/SCALE/...")
+    pq.add_argument("--results", help="stem of the results page (default: see recipe.yaml)")
+    pq.add_argument(
+        "--data", help="a prepared corpus, or manifests train=A,dev=B,test=C (prepared into OUT)"
+    )
+    pq.add_argument("--max-steps", type=int, help="stop every run after N updates (OUT/SCALE-maxN)")
+    pq.add_argument("--no-test", action="store_true", help="train only: no decoding, no report")
+    pq.add_argument(
+        "--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+        help="a recipe option, e.g. corpus=multi30k-speech, task=mt, pair=en-fr, k=2",
+    )  # fmt: skip
+    pq.set_defaults(func=cmd_reproduce)
+
     pd = sub.add_parser("demo", help="prepare the bundled corpora and print their table")
     pd.add_argument("--workdir", default="exp/demo")
     pd.set_defaults(func=cmd_demo)
@@ -220,7 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = []
+    if argv[:1] == ["reproduce"] and "--" in argv:  # the rest: overrides for every run
+        cut = argv.index("--")
+        argv, overrides = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    args.overrides = getattr(args, "overrides", None) or overrides
     try:
         args.func(args)
     except PeerseqError as e:

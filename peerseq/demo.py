@@ -20,7 +20,7 @@ DEMO_CORPORA = {
     "yesno": {},
     "librivox5": {},
     "multi30k": {},
-    "multi30k-speech": {"limit": 300, "vocab_size": 1000},  # st_mutual reproduce.sh --scale tiny
+    "multi30k-speech": {"limit": 300, "vocab_size": 1000},  # st_mutual reproduce --scale tiny
 }
 
 
@@ -39,7 +39,7 @@ def run_demo(workdir: Path) -> list[dict]:
 
 
 def e2e_vs_ml(workdir: Path) -> dict:
-    """Paper 000 at demo size: recipes/st_mutual/reproduce.sh --scale tiny --methods "e2e ml"
+    """Paper 000 at demo size: peerseq reproduce recipes/st_mutual --scale tiny --methods "e2e ml"
     (it pre-trains the ASR encoder and the MT peer first) on the demo's multi30k-speech, then
     E2E and E2E+ML test BLEU side by side, with what chance gets."""
     import json
@@ -55,12 +55,11 @@ def e2e_vs_ml(workdir: Path) -> dict:
 
     corpus = workdir / "data" / "multi30k-speech"  # prepared above with the tiny scale's args
     out, results = workdir / "st_mutual", workdir / "st_mutual" / "results"
-    bindir = Path(sys.executable).parent
-    env = os.environ | {"PEERSEQ": str(bindir / "peerseq"), "PYTHON": sys.executable}
-    cmd = [str(RECIPE / "reproduce.sh"), "--scale", "tiny", "--methods", "e2e ml",
-           "--corpus", str(corpus), "--out", str(out), "--results", str(results)]  # fmt: skip
+    peerseq = str(Path(sys.executable).parent / "peerseq")
+    cmd = [peerseq, "reproduce", str(RECIPE), "--scale", "tiny", "--methods", "e2e ml",
+           "--data", str(corpus), "--out", str(out), "--results", str(results)]  # fmt: skip
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, env=env)
+    subprocess.run(cmd, check=True, env=os.environ)
     report = json.loads(results.with_suffix(".json").read_text())["pairs"]["en-de"]
     train_de = [r["de"] for r in load_text_split(corpus, "train")]
     refs = [r["de"] for r in load_text_split(corpus, "test")][: report["table1"]["n"]]
@@ -84,7 +83,7 @@ def e2e_vs_ml(workdir: Path) -> dict:
         "Tiny models after about a minute of CPU training each: their NLL falls, but they have "
         "not yet learnt to translate (chance = random training sentences). The comparison at "
         f"a size where it means something: {RECIPE / 'results.md'} "
-        "(recipes/st_mutual/reproduce.sh --scale small).",
+        "(peerseq reproduce recipes/st_mutual --scale small).",
         highlight=False,
     )
     return shown

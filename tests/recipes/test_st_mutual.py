@@ -1,11 +1,11 @@
-"""recipes/st_mutual (paper 000): reproduce.sh at tiny scale end to end, and the paper
-configuration starting on a tiny stand-in for MuST-C manifests.
+"""recipes/st_mutual (paper 000): a tiny reproduce of KD, ML (both vocabularies) and the
+cascade, and the paper configuration's models taking one step on stand-in MuST-C manifests.
 
 Tiny models learn nothing worth scoring in seconds, so these tests check that every method is
 the method it claims to be (frozen teacher, shared decoder, alternating updates, cyclical beta,
-pre-trained initialisation, joint vocabulary), that every system is decoded and reported, and that
-finished runs are reused, not that one method beats another (results.md does that, at small
-scale).
+pre-trained initialisation, joint vocabulary), that every system is decoded and reported, and
+that finished runs are reused, not that one method beats another (results.md does that, at
+small scale).
 """
 
 from __future__ import annotations
@@ -19,19 +19,8 @@ import yaml
 
 from peerseq.data.manifest import load_split
 from peerseq.engine.schedules import Cyclical
-from peerseq.rundir.weights import load_weights
-from tests.recipes.helpers import reproduce as run_recipe
-
-METHODS = ["asr", "mt", "mt_joint", "e2e", "mtl", "kd", "ml", "ml_joint"]
-
-
-def reproduce(*args: str):
-    return run_recipe("st_mutual", *args)
-
-
-def weights(run: Path, peer: str) -> dict[str, torch.Tensor]:
-    folder = run / "best" if (run / "best").is_dir() else run / "checkpoints" / "latest"
-    return load_weights(folder / f"model.{peer}.safetensors")
+from tests.recipes.conftest import ST_TINY
+from tests.recipes.helpers import experiment, paper_step, reproduce, run_args, stamps, weights
 
 
 def same(a: dict, b: dict, prefix: str = "") -> bool:
@@ -47,100 +36,117 @@ def records(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def tiny(m30k_speech_300, tmp_path_factory):
-    out = tmp_path_factory.mktemp("st_mutual")
-    proc = reproduce("--scale", "tiny", "--corpus", str(m30k_speech_300), "--out", str(out),
-                     "--results", str(out / "results"))  # fmt: skip
-    return out, proc
-
-
-def test_tiny_reports_every_system(tiny):
-    out, _ = tiny
+def test_tiny_reports_every_system(st_tiny):
+    out, done = st_tiny
+    assert [d["run"] for d in done] == ["asr", "mt", "kd", "ml", "cascade"]
+    assert [(d["action"], d.get("test")) for d in done] == [("trained", "evaluated")] * 4 + [
+        ("decoded", None)
+    ]
     report = json.loads((out / "results.json").read_text())["pairs"]["en-de"]
     t1, t2 = report["table1"], report["table2"]
     assert set(t1["systems"]) == {"Cascade", "E2E", "E2E+MTL", "E2E+KD", "E2E+ML", "E2E+ML*"}
     assert set(t2["systems"]) == {"MT", "MT+MTL", "MT+ML", "MT* (joint vocabulary)", "MT+ML*"}
+    run = {"Cascade", "E2E+KD", "E2E+ML", "MT", "MT+ML"}
     for table in (t1, t2):
-        assert table["n"] == 60 and table["signature"].startswith("nrefs:1|")
-        for system in table["systems"].values():
-            assert set(system["scores"]) == {"1"} and system["n"] == 60
-    # ML against each ST baseline, by paired bootstrap, on seed 1
-    for label in ("Cascade", "E2E", "E2E+MTL", "E2E+KD", "E2E+ML*"):
+        assert table["n"] == 20 and table["signature"].startswith("nrefs:1|")
+        for label, system in table["systems"].items():  # a system not run is a row saying so
+            assert set(system["scores"]) == ({"1"} if label in run else set()), label
+    # ML against each ST baseline that ran, by paired bootstrap, on seed 1
+    for label in ("Cascade", "E2E+KD"):
         (test,) = t1["systems"][label]["E2E+ML_vs"]
         ml, base = t1["systems"]["E2E+ML"]["scores"]["1"], t1["systems"][label]["scores"]["1"]
         assert test["seed"] == 1 and test["delta"] == pytest.approx(ml - base, abs=0.02)
+    assert t1["systems"]["E2E"]["E2E+ML_vs"] == []
     md = (out / "results.md").read_text()
-    assert "| E2E+ML |" in md and "training logs" in md
+    assert "| E2E+ML |" in md and "| E2E | — | not run |" in md and "training logs" in md
 
 
-def test_tiny_methods_are_what_they_claim(tiny):
-    out, _ = tiny
+def test_tiny_methods_are_what_they_claim(st_tiny):
+    out, _ = st_tiny
     root = out / "tiny" / "en-de" / "s1"
     mt = weights(root / "mt", "mt")
     # KD: the pre-trained MT teacher is frozen; ML: the MT peer learns from its starting point
     assert same(weights(root / "kd", "mt"), mt)
     assert not same(weights(root / "ml", "mt"), mt)
-    # MTL: one decoder (its embedding is the tied output layer) for both tasks, with loss
-    # 1/2 (LC_st + LC_mt); the encoders are the tasks' own
-    mtl_st, mtl_mt = weights(root / "mtl", "st"), weights(root / "mtl", "mt")
-    assert same(mtl_st, mtl_mt, "decoder.") and not same(mtl_st, mtl_mt, "encoder.layers.0.")
-    cfg = config(root / "mtl")
-    assert cfg["peers"]["st"]["loss_weight"] == cfg["peers"]["mt"]["loss_weight"] == 0.5
     # ML: alternating updates (each peer's turn logs its own total); beta on the cyclical
-    # schedule, C = the updates of one epoch of the ST runs themselves
-    for run in ("ml", "ml_joint", "kd"):
+    # schedule, C = the updates of one epoch of the ASR run (the ST runs' own batches)
+    epoch = next(r["step"] for r in records(root / "asr") if r["split"] == "epoch")
+    for run in ("ml", "kd"):
         link = config(root / run)["links"][0]
         assert link["kind"] == "kl_symmetric" and link["schedule"] == "cyclical"
-        epoch = next(r["step"] for r in records(root / run) if r["split"] == "epoch")
         assert link["C"] == epoch and link["R"] == 0.5
+        assert epoch == next(r["step"] for r in records(root / run) if r["split"] == "epoch")
     assert config(root / "ml")["train"]["update"] == "alternating"
     train = [r for r in records(root / "ml") if r["split"] == "train"]
     assert all("st:total" in r and "mt:total" in r for r in train)
     beta = Cyclical(R=0.5, C=config(root / "ml")["links"][0]["C"])
-    assert len(train) >= 3 and all(r["beta"] == pytest.approx(beta(r["step"])) for r in train)
+    assert len(train) >= 4 and all(r["beta"] == pytest.approx(beta(r["step"])) for r in train)
     assert len({r["beta"] for r in train}) > 1
-    # every ST model starts from the ASR encoder; ML* and MT* use the joint vocabulary
-    for run in ("e2e", "mtl", "kd", "ml", "ml_joint"):
+    # every ST model starts from the ASR encoder
+    for run in ("kd", "ml"):
         init = config(root / run)["peers"]["st"]["model"]["init_encoder_from"]
         assert init == f"{root / 'asr'}:asr"
-    for run in ("mt_joint", "ml_joint"):
-        fields = config(root / run)["data"]["fields"]
-        assert fields["source"]["tokenizer"] == fields["target"]["tokenizer"] == "spm_en-de"
     lines = (root / "cascade" / "cascade.test.jsonl").read_text().splitlines()
-    assert len(lines) == 60 and {"id", "hyp", "ref"} <= set(json.loads(lines[0]))
+    assert len(lines) == 20 and {"id", "hyp", "ref"} <= set(json.loads(lines[0]))
 
 
-def test_tiny_rerun_reuses_finished_runs(tiny, m30k_speech_300):
-    out, _ = tiny
+def test_joint_vocabulary_runs_are_configured_as_such(st_tiny, m30k_speech_300):
+    """MT* and ML* (not trained above): one sentencepiece vocabulary for source and target,
+    ML*'s MT peer from MT*, its ST encoder from the ASR run; C one epoch of the ASR run."""
+    out, _ = st_tiny
     root = out / "tiny" / "en-de" / "s1"
-    before = (root / "e2e" / "eval" / "test.json").stat().st_mtime_ns
-    proc = reproduce("--scale", "tiny", "--methods", "e2e", "--corpus", str(m30k_speech_300),
-                     "--out", str(out), "--results", str(out / "again"))  # fmt: skip
-    assert proc.stdout.count("(finished)") == 2  # asr and e2e: nothing trained again
-    assert (root / "e2e" / "eval" / "test.json").stat().st_mtime_ns == before
+    req = dict(scale="tiny", out=out, data=str(m30k_speech_300))
+    for run in ("mt_joint", "ml_joint"):
+        fields = experiment("st_mutual", run, **req).data.fields
+        assert fields["source"].tokenizer == fields["target"].tokenizer == "spm_en-de"
+    exp = experiment("st_mutual", "ml_joint", **req)
+    assert exp.peers["mt"].model.init_from == f"{root / 'mt_joint'}:mt"
+    assert exp.peers["st"].model.init_encoder_from == f"{root / 'asr'}:asr"
+    epoch = next(r["step"] for r in records(root / "asr") if r["split"] == "epoch")
+    assert exp.links[0].C == epoch
 
 
-def test_paper_configuration_starts_on_stand_in_manifests(m30k_speech_300, tmp_path):
+def test_mtl_shares_one_decoder(st_tiny, m30k_speech_300):
+    """MTL (not trained above): one decoder for both tasks, loss 1/2 (LC_st + LC_mt); the
+    encoders are the tasks' own."""
+    out, _ = st_tiny
+    step = paper_step(*run_args("st_mutual", "mtl", scale="tiny", out=out,
+                                data=str(m30k_speech_300))[1:])  # fmt: skip
+    exp = step["exp"]
+    assert exp.peers["st"].loss_weight == exp.peers["mt"].loss_weight == 0.5
+    shared = {n.split(":")[1].split(".")[0] for n in step["shared"]}
+    assert shared == {"decoder"} and step["loss"] > 0
+
+
+def test_tiny_rerun_reuses_finished_runs(st_tiny, m30k_speech_300):
+    out, _ = st_tiny
+    before = stamps(out / "tiny")
+    done = reproduce("st_mutual", scale="tiny", out=out, results=out / "again",
+                     data=str(m30k_speech_300), methods=["ml"], extra=ST_TINY)  # fmt: skip
+    assert [(d["run"], d["action"]) for d in done] == [("asr", "reused"), ("mt", "reused"),
+                                                       ("ml", "reused")]  # fmt: skip
+    assert all(d["test"] is None for d in done)  # test decoding is up to date: not redone
+    assert stamps(out / "tiny") == before
+    assert (out / "again.md").is_file()
+
+
+def test_paper_configuration_takes_a_step_on_stand_in_manifests(m30k_speech_300, tmp_path):
     """MuST-C's shape (lhotse manifests per split, translations in custom fields) stood in for
-    by 40/8/8 multi30k-speech cuts; the paper's models (12/6 layers, d 512) take two updates."""
+    by 40/8/8 multi30k-speech cuts, prepared once into OUT/data-paper; the paper's models (12/6
+    layers, d 512) take one forward/backward."""
     paths = {}
     for split, n in (("train", 40), ("dev", 8), ("test", 8)):
         paths[split] = tmp_path / f"mustc_{split}.jsonl.gz"
         load_split(m30k_speech_300, split).subset(first=n).to_file(paths[split])
     corpus = ",".join(f"{k}={v}" for k, v in paths.items())
     out = tmp_path / "out"
-    reproduce("--scale", "paper", "--corpus", corpus, "--methods", "ml", "--max-steps", "2",
-              "--no-test", "--out", str(out), "--results", str(out / "results"), "--",
-              "data.limit_dev=2", "data.max_frames=1500", "data.max_tokens=300")  # fmt: skip
-    root = out / "paper-max2" / "en-de" / "s1"  # kept apart from full runs
-    for run, peers in (("asr", ["asr"]), ("mt", ["mt"]), ("ml", ["st", "mt"])):
-        cfg = config(root / run)
-        assert all(cfg["peers"][p]["model"]["size"] == "paper" for p in peers)
-        assert records(root / run)[-1]["step"] == 2
-    cfg = config(root / "ml")
-    assert cfg["links"][0]["C"] == 5000 and cfg["data"]["corpus"] == str(out / "data-paper")
-    st = weights(root / "ml", "st")
-    # 12 encoder and 6 decoder layers of d 512 (paper 3.2)
-    assert st["encoder.layers.11.ffn.0.weight"].shape == (2048, 512)
-    assert "decoder.layers.5.ffn.0.weight" in st
+    run, cfg, overrides = run_args("st_mutual", "ml", scale="paper", data=corpus, out=out,
+                                   max_steps=2)  # fmt: skip
+    assert run == out / "paper-max2" / "en-de" / "s1" / "ml"  # kept apart from full runs
+    assert f"data.corpus={out / 'data-paper'}" in overrides and "links.0.C=5000" in overrides
+    step = paper_step(cfg, overrides + ["data.max_frames=1500", "data.max_tokens=300"])
+    exp = step["exp"]
+    assert all(exp.peers[p].model.size == "paper" for p in ("st", "mt"))
+    assert exp.train.max_steps == 2 and step["loss"] > 0
+    # 12 encoder and 6 decoder layers of d 512 (paper 3.2): about 30 M parameters in ST
+    assert step["parameters"]["st"] > 25e6

@@ -1,0 +1,356 @@
+"""`peerseq reproduce RECIPE`: train a recipe's runs for every seed, teachers before their
+students, decode (or export and decode) each one on the test split, then write its results page,
+as the `reproduce:` and `runs:` sections of its recipe.yaml declare.
+
+Finished runs are reused (training resumes and returns at once), a student whose teacher's
+weights are newer than its own run is trained again from scratch, test decoding is redone only
+when a run's weights are newer than it, and runs stopped by --max-steps go to OUT/SCALE-maxN.
+Override values are $-templates ($root, $seed, $size, $scale, $out and the recipe's options),
+so that YAML braces in them stay literal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+from peerseq.errors import PeerseqError
+from peerseq.report.recipe import Recipe
+
+Trainer = Callable[[Path, list[str]], object]
+
+
+@dataclass
+class Request:
+    """What the command line asked for."""
+
+    scale: str = "small"
+    seeds: list[int] = field(default_factory=lambda: [1])
+    methods: list[str] | None = None
+    out: Path | None = None
+    results: Path | None = None
+    data: str | None = None
+    max_steps: int | None = None
+    test: bool = True
+    settings: dict[str, str] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)
+
+
+class _Vars(dict):
+    """Template values; $epoch_steps_RUN reads the updates of RUN's first epoch in this seed."""
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("epoch_steps_"):
+            path = Path(self["root"]) / key[len("epoch_steps_") :] / "metrics.jsonl"
+            ends = [r["step"] for r in _records(path) if r["split"] == "epoch"]
+            if not ends:
+                raise PeerseqError(
+                    f"{path}: no epoch finished, so a cycle of one epoch cannot be measured; "
+                    "train longer or give the value as an override after --"
+                )
+            return str(ends[0])
+        raise KeyError(key)
+
+
+def _records(path: Path) -> list[dict]:
+    from peerseq.rundir.log import read_metrics
+
+    return read_metrics(path) if path.is_file() else []
+
+
+def _holds(when: dict, values: dict) -> bool:
+    return all(str(values.get(k)) in [str(x) for x in (v if isinstance(v, list) else [v])]
+               for k, v in when.items())  # fmt: skip
+
+
+def _sub(text: str, values: dict, rounds: int = 3) -> str:
+    """$-substitution, again while a value brought in another $name (at most `rounds`)."""
+    out = str(text)
+    try:
+        for _ in range(rounds):
+            new = Template(out).substitute(values)
+            if new == out or "$" not in new:
+                return new
+            out = new
+    except KeyError as e:
+        raise PeerseqError(f"no value for ${e.args[0]} in '{text}'") from None
+    return out
+
+
+def _sets(items: list, values: dict) -> list[str]:
+    """Overrides from a declared list: strings, nested lists (YAML aliases) and {when, set}
+    blocks that apply when their conditions hold."""
+    out = []
+    for x in items:
+        if isinstance(x, list):
+            out += _sets(x, values)
+        elif isinstance(x, dict):
+            if _holds(x.get("when", {}), values):
+                out += _sets(x["set"], values)
+        else:
+            out.append(_sub(x, values))
+    return out
+
+
+def _weights(run: Path) -> Path | None:
+    for w in (run / "best", run / "checkpoints" / "latest"):
+        if w.exists():
+            return w
+    return None
+
+
+def _newer(src: Path | None, dst: Path) -> bool:
+    """dst missing, or older than src."""
+    return not dst.exists() or (src is not None and src.stat().st_mtime > dst.stat().st_mtime)
+
+
+def settings_of(rec: Recipe, req: Request) -> dict:
+    """The recipe's options with the request's settings, checked -> template values."""
+    spec = rec.data["reproduce"]
+    opts = spec.get("options", {})
+    values = {k: str(o.get("default", "")) for k, o in opts.items()}
+    for k, v in req.settings.items():
+        if k not in opts:
+            raise PeerseqError(f"--set {k}: not an option of {rec.file} ({', '.join(opts)})")
+        values[k] = v
+    for k, o in opts.items():
+        if "choices" in o and values[k] not in o["choices"]:
+            raise PeerseqError(
+                f"--set {k}: expected one of {', '.join(o['choices'])}, got '{values[k]}'"
+            )
+        if "pattern" in o and not re.fullmatch(o["pattern"], values[k]):
+            raise PeerseqError(
+                f"--set {k}: expected {o.get('means', o['pattern'])}, got '{values[k]}'"
+            )
+    if req.scale not in spec["scales"]:
+        raise PeerseqError(f"--scale: expected {', '.join(spec['scales'])}, got '{req.scale}'")
+    values = _Vars(values | {"scale": req.scale, "size": req.scale, "out": str(req.out)})
+    for block in spec.get("vars", []):
+        if _holds(block.get("when", {}), values):
+            values.update({k: _sub(v, values, rounds=1) for k, v in block["set"].items()})
+    return values
+
+
+def _shown(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items() if k in ("task", "scale") and v)
+
+
+def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
+    """The runs to train, in declaration order: the requested methods' runs (default: the
+    recipe's default methods) and every run they come after."""
+    spec, runs = rec.data["reproduce"], rec.data["runs"]
+    methods = spec["methods"]
+    asked = req.methods or spec.get("default_methods", list(methods))
+    for m in asked:
+        if m not in methods:
+            raise PeerseqError(f"--methods: unknown '{m}' ({' '.join(methods)})")
+        if req.methods and not any(_holds(runs[r].get("when", {}), values) for r in methods[m]):
+            raise PeerseqError(f"--methods: '{m}' has no run with these options ({_shown(values)})")
+    need: set[str] = set()
+    todo = [r for m in asked for r in methods[m]]
+    while todo:
+        r = todo.pop()
+        if r in runs and _holds(runs[r].get("when", {}), values) and r not in need:
+            need.add(r)
+            todo += runs[r].get("after", [])
+    return [r for r in runs if r in need]
+
+
+def _train(train: Trainer, config: Path, overrides: list[str], run: Path) -> str:
+    """Train (or resume) one run -> "trained", or "reused" when its weights did not change."""
+    before = _weights(run)
+    stamp = before.stat().st_mtime_ns if before else None
+    train(config, overrides)
+    after = _weights(run)
+    return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
+
+
+def _evaluate(run: Path) -> None:
+    from peerseq.report.tables import print_scores
+    from peerseq.runs import evaluate_run, load_run
+
+    print_scores(evaluate_run(load_run(run), "test"), title=f"{run} (test, best weights)")
+
+
+def _after_training(kind: str, run: Path, spec: dict) -> str | None:
+    """Test decoding of the run (`evaluate`) or of its export (`export`), when stale."""
+    weights = _weights(run)
+    if kind == "evaluate" and _newer(weights, run / "eval" / "test.json"):
+        _evaluate(run)
+        return "evaluated"
+    export = run / "export"
+    if kind == "export" and (
+        _newer(weights, export / "export.json") or not (export / "eval" / "test.json").is_file()
+    ):
+        from peerseq.export import export_peer
+
+        shutil.rmtree(export, ignore_errors=True)
+        export_peer(run, spec.get("export_peer", "seq"), export)
+        _evaluate(export)
+        return "exported"
+    return None
+
+
+def _cascade(root: Path, r: dict) -> str | None:
+    """ASR 1-best of one run into another run's MT, when either is newer than the last one."""
+    from peerseq.decoding.outputs import write_outputs
+    from peerseq.runs import cascade_split, load_run
+
+    (asr, asr_peer), (mt, mt_peer) = (x.split(":") for x in (r["asr"], r["mt"]))
+    out = root / r.get("dir", "cascade") / "cascade.test.jsonl"
+    if not any(_newer(_weights(root / d), out) for d in (asr, mt)):
+        return None
+    decoded = cascade_split(
+        load_run(root / asr), asr_peer, load_run(root / mt), mt_peer, "test", None
+    )
+    write_outputs(decoded, out.with_suffix(".hyp"))
+    return "decoded"
+
+
+def _prepare(rec: Recipe, req: Request, values: dict) -> list[str]:
+    """Data and step-limit overrides for every run; manifests are prepared once into OUT."""
+    spec = rec.data["reproduce"]
+    sets = _sets(spec.get("overrides", []), values)
+    for need in spec.get("needs_data", []):
+        if _holds(need["when"], values) and not req.data:
+            raise PeerseqError(f"--scale {req.scale} needs --data ({need['what']})")
+    if req.data:
+        data = req.data
+        if Path(data).is_file() or "=" in data:
+            from peerseq.data.prepare import PrepareArgs, prepare
+
+            prepared = req.out / _sub(spec.get("data_dir", "data-$scale"), values)
+            prepare(PrepareArgs(name=data, out=prepared, split="train"))
+            data = str(prepared)
+        sets += [f"data.corpus={data}", "data.prepare={}"]
+    if req.max_steps:
+        sets.append(f"train.max_steps={req.max_steps}")
+    return sets
+
+
+@dataclass
+class Plan:
+    """The runs of a request, in training order, and what every one of them is given."""
+
+    rec: Recipe
+    req: Request
+    values: dict
+    runs_root: Path
+    common: list[str]
+    todo: list[str]
+
+    def root(self, seed: int) -> Path:
+        return self.runs_root / _sub(
+            self.rec.data["reproduce"]["layout"], self.values | {"seed": seed}
+        )
+
+    def run(self, name: str) -> dict:
+        return self.rec.data["runs"].get(name) or self.values["_sweep"][name]
+
+    def args(self, name: str, seed: int) -> tuple[Path, Path, list[str]]:
+        """(run directory, config file, overrides) of one run of one seed."""
+        root, r = self.root(seed), self.run(name)
+        run = root / r.get("dir", name)
+        v = _Vars(self.values | {"seed": str(seed), "root": str(root)})
+        overrides = self.common + [f"out_dir={run}", f"train.seed={seed}"]
+        overrides += _sets(self.rec.data["reproduce"].get("train_set", []) + r.get("set", []), v)
+        return run, self.rec.dir / f"{r['config']}.yaml", overrides + self.req.extra
+
+
+def plan(rec: Recipe, req: Request) -> Plan:
+    """Check the request against the declaration and lay out its runs (nothing is trained)."""
+    spec = rec.data["reproduce"]
+    req.out = Path(req.out or spec.get("default_out", f"exp/{rec.data['name']}"))
+    values = settings_of(rec, req)
+    runs_root = req.out / (req.scale + (f"-max{req.max_steps}" if req.max_steps else ""))
+    values["runs"] = str(runs_root)
+    common = _prepare(rec, req, values)
+    todo = plan_runs(rec, req, values)
+    todo += _sweep_runs(rec, values, todo)
+    return Plan(rec, req, values, runs_root, common, todo)
+
+
+def reproduce(rec: Recipe, req: Request, train: Trainer) -> list[dict]:
+    """Train, decode and report; -> one record per run and seed: what was done to it
+    "action" trained or reused (a cascade: decoded or reused), "test" evaluated, exported or
+    None (up to date), also appended to RUNS/reproduce.jsonl.
+    train(config, overrides): trains or resumes one run (`peerseq train CONFIG ... --resume`;
+    the CLI passes peerseq.cli.train_run)."""
+    p = plan(rec, req)
+    spec = rec.data["reproduce"]
+    done = []
+    for seed in req.seeds:
+        root = p.root(seed)
+        for name in p.todo:
+            r = p.run(name)
+            if r.get("kind") == "cascade":
+                if req.test:
+                    action = _cascade(root, r) or "reused"
+                    done.append({"seed": seed, "run": name, "action": action})
+                continue
+            run, config, overrides = p.args(name, seed)
+            for t in r.get("teachers", []):
+                w = _weights(root / rec.data["runs"][t].get("dir", t))
+                if (run / "config.yaml").is_file() and w and _newer(w, run / "config.yaml"):
+                    print(f"== {run}: its teacher {t} was retrained since; training it again")
+                    shutil.rmtree(run)
+            print(f"== {run.name} (seed {seed}): {run}")
+            start = time.perf_counter()
+            action, test = _train(train, config, overrides, run), None
+            if req.test:
+                after = spec.get("after_training", "evaluate")
+                test = _after_training(after, run, spec)
+            seconds = round(time.perf_counter() - start, 1)
+            done.append(
+                {"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds}
+            )
+    p.runs_root.mkdir(parents=True, exist_ok=True)
+    with open(p.runs_root / "reproduce.jsonl", "a") as f:
+        f.writelines(json.dumps(d) + "\n" for d in done)
+    if req.test:
+        from peerseq.report.page import report
+
+        results = req.results or _default_results(rec, req, p.values)
+        page = {k: p.values[k] for k in spec.get("report_settings", [])}
+        report(rec, p.runs_root, req.scale, results, page)
+        print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
+    return done
+
+
+def _default_results(rec: Recipe, req: Request, values: dict) -> Path:
+    spec = rec.data["reproduce"]
+    if not req.max_steps and _holds(spec.get("recipe_results_when", {"scale": "small"}), values):
+        return rec.dir / "results"
+    return Path(_sub(spec.get("results", "$runs/results"), values))
+
+
+def _sweep_runs(rec: Recipe, values: dict, todo: list[str]) -> list[str]:
+    """Runs of a hyper-parameter sweep (option `sweep`: words NAME=VALUE), beside `base`."""
+    sweep = rec.data["reproduce"].get("sweep")
+    values["_sweep"] = {}
+    if not sweep or sweep["base"] not in todo:
+        return []
+    names = []
+    for word in values.get(sweep["option"], "").split():
+        if word == "none":
+            continue
+        key, _, value = word.partition("=")
+        if key not in sweep["points"] or not value:
+            raise PeerseqError(
+                f"--set {sweep['option']}: expected {'|'.join(sweep['points'])}=VALUE, got '{word}'"
+            )
+        point = sweep["points"][key]
+        base = rec.data["runs"][sweep["base"]]
+        name = _sub(point["dir"], {"value": value})
+        values["_sweep"][name] = base | {
+            "dir": name,
+            "set": base.get("set", []) + [_sub(x, {"value": value}) for x in point["set"]],
+        }
+        names.append(name)
+    return names

@@ -1,0 +1,111 @@
+"""What the training logs say, one row per run (from each run's metrics.jsonl): updates, epochs,
+wall-clock minutes and a dev summary, in one of three declared styles.
+
+peer_curves   every peer's dev METRIC by epoch, one table per seed
+seq_curve     the `seq` peer's dev curve in the first of METRICS it logged, one table per seed
+best_and_last the early-stopping best (best/best.json), the last dev record and the last
+              training loss, one table for all seeds
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from peerseq.report.compare import markdown_table
+from peerseq.report.logger import logged_runs
+from peerseq.rundir.log import read_metrics
+
+
+def peer_curves(seed_dir: Path, metric: str) -> list[list[str]]:
+    rows = []
+    for run, train, dev, minutes in logged_runs(seed_dir):
+        key = f"/{metric}"
+        peers = sorted({k.split("/")[0] for r in dev for k in r if k.endswith(key)})
+        curves = "; ".join(
+            f"{p}: " + " → ".join(f"{r[p + key]:.1f}" for r in dev if p + key in r) for p in peers
+        )
+        rows.append(
+            [run.name, str(train[-1]["step"]), str(train[-1]["epoch"] + 1), f"{minutes:.1f}"]
+            + [curves or "—"]
+        )
+    return rows
+
+
+def seq_curve(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
+    rows = []
+    for run, train, dev, minutes in logged_runs(seed_dir):
+        last = dev[-1] if dev else {}
+        metric = next(
+            (k for k in last if k.startswith("seq/") and k.split("/")[1] in metrics), None
+        )
+        curve = " → ".join(f"{r[metric]:.1f}" for r in dev if metric in r) if metric else "—"
+        rows.append(
+            [
+                run.name,
+                str(train[-1]["step"]),
+                str(train[-1]["epoch"] + 1),
+                f"{minutes:.1f}",
+                f"{metric}: {curve}" if metric else "—",
+            ]
+        )
+    return rows
+
+
+def best_and_last(seed_dirs: dict[int, Path]) -> list[list[str]]:
+    rows = []
+    for seed_dir in seed_dirs.values():
+        for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
+            recs = read_metrics(run / "metrics.jsonl")
+            if not recs:
+                continue
+            train = [r for r in recs if r["split"] == "train"]
+            dev = [r for r in recs if r["split"] == "dev"]
+            times = [r["time"] for r in recs if "time" in r]
+            minutes = f"{(times[-1] - times[0]) / 60:.1f}" if len(times) > 1 else "—"
+            best = ""
+            if (run / "best" / "best.json").is_file():
+                b = json.loads((run / "best" / "best.json").read_text())
+                best = f"{b['peer']}/{b['metric']} {b['value']:.2f} at step {b['step']}"
+            last_dev = " ".join(
+                f"{k} {v:.2f}"
+                for k, v in (dev[-1] if dev else {}).items()
+                if "/" in k and not k.startswith("w:")
+            )
+            loss = f"{train[-1].get('total', float('nan')):.3f}" if train else ""
+            rows.append(
+                [seed_dir.name, run.name, str(recs[-1]["step"]), str(recs[-1]["epoch"])]
+                + [minutes, best, last_dev, loss]
+            )
+    return rows
+
+
+HEADS = {
+    "best_and_last": [
+        "seed",
+        "run",
+        "updates",
+        "epochs",
+        "minutes",
+        "best dev (early stopping)",
+        "last dev",
+        "last train loss",
+    ],
+}
+
+
+def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
+    """The section's Markdown lines: a titled table per seed, or one for all seeds."""
+    style = sec.get("style", "peer_curves")
+    if style == "best_and_last":
+        table = markdown_table(HEADS[style], best_and_last(seeds))
+        return [sec["title"].format(**fmt) + "\n", table + sec.get("after", "")]
+    md = []
+    for seed, d in sorted(seeds.items()):
+        if style == "peer_curves":
+            rows = peer_curves(d, sec["metric"])
+        else:
+            rows = seq_curve(d, sec["metrics"])
+        head = ["run", "updates", "epochs", "minutes", sec["last_column"]]
+        md += [sec["title"].format(seed=seed, **fmt) + "\n", markdown_table(head, rows), ""]
+    return md
