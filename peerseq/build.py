@@ -40,11 +40,13 @@ def build_model(
         upstream = unwrap(built[reads[1:]].model)
     overrides = dict(cfg.overrides)
     if cfg.mask_prob:  # model.mask_prob: EM-Network's lambda, a field of its preset
+        if not presets.has_field(cfg.preset, "mask_prob"):
+            raise PeerseqError(f"model.mask_prob: preset '{cfg.preset}' masks no target")
         overrides["mask_prob"] = cfg.mask_prob
     model = presets.build(
         cfg.preset,
         cfg.size,
-        src_feats=data.feature_dim() if reads == "speech" else 80,
+        src_feats=data.feature_dim() if reads == "speech" else presets.ModelDims.src_feats,
         vocab=vocab,
         src_vocab=data.tokenizers[reads].vocab_size if reads in data.tokenizers else None,
         upstream=upstream,

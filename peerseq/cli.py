@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from peerseq.errors import PeerseqError, describe
-from peerseq.rundir.layout import WEIGHTS
+from peerseq.rundir.layout import WEIGHTS, RunDir
 
 
 def _sizes(text: str) -> dict[str, int]:
@@ -66,7 +66,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
     run = load_run(args.run, args.weights)
     decoded = decode_split(run, args.peer, args.split, args.beam)
-    out = Path(args.out or run.dir / "decode" / f"{args.peer}.{args.split}.hyp")
+    out = Path(args.out or RunDir(run.dir).decode / f"{args.peer}.{args.split}.hyp")
     jsonl = write_outputs(decoded, out)
     metric = run.exp.peers[args.peer].decode.metric
     if metric != "none":
@@ -116,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run = load_run(args.run, args.weights)
     scores = evaluate_run(run, args.split)
     print_scores(scores, title=f"{args.run} ({args.split}, {args.weights} weights)")
-    print(f"wrote {run.dir / 'eval' / (args.split + '.json')}")
+    print(f"wrote {RunDir(run.dir).scores(args.split)}")
 
 
 def cmd_average(args: argparse.Namespace) -> None:
@@ -239,18 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--weights", default="best", choices=WEIGHTS)
         q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
 
-    peer_cfg = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
-    peer_cfg.add_argument(
-        "--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech"
-    )
-    peer_cfg.add_argument(
-        "--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text"
-    )
-    peer_cfg.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
-    peer_cfg.add_argument("--split", default="test")
-    peer_cfg.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
-    peer_cfg.add_argument("--weights", default="best", choices=WEIGHTS)
-    peer_cfg.set_defaults(func=cmd_cascade)
+    pcas = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
+    pcas.add_argument("--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech")
+    pcas.add_argument("--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text")
+    pcas.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
+    pcas.add_argument("--split", default="test")
+    pcas.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
+    pcas.add_argument("--weights", default="best", choices=WEIGHTS)
+    pcas.set_defaults(func=cmd_cascade)
 
     pe = sub.add_parser("export", help="one peer as a standalone model (training parts dropped)")
     pe.add_argument("run", help="run directory")

@@ -61,8 +61,6 @@ from peerseq.typed import (
 T = TypeVar("T")
 
 # Exponent floats YAML 1.1 misses: no dot (1e5, 3e-4) or an unsigned exponent (1.0e5).
-
-
 _FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
 
 

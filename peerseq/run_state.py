@@ -82,6 +82,8 @@ def load_state(
     if ckpt is None:
         return None
     extra = load_checkpoint(ckpt, models, optimisers, schedulers)
+    if "bad" in extra:  # checkpoints written before the field had its present name
+        extra["since_best"] = extra.pop("bad")
     source = str(ckpt / "state.json")
     state = from_dict(State, extra, source=source)
     if state.step != int(ckpt.name.split("-")[1]):

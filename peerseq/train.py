@@ -127,13 +127,20 @@ class Trainer:
     def _prepare_data(self) -> None:
         """The run's preparation step: rank 0 makes data.corpus from data.prepare if it is not
         prepared yet, while the others wait; every rank learns the outcome."""
-        error = None
+        error, failure = None, None
         if self.dist.main:
             try:
                 prepare_corpus(self.exp.data)
-            except (PeerseqError, OSError) as e:
-                error = describe(e)
+            except Exception as e:  # any failure: the other ranks must not wait for rank 0
+                failure, error = (
+                    e,
+                    describe(e)
+                    if isinstance(e, (PeerseqError, OSError))
+                    else (f"rank 0 could not prepare data.corpus: {type(e).__name__}: {e}"),
+                )
         error = self.dist.broadcast(error)
+        if failure is not None and not isinstance(failure, (PeerseqError, OSError)):
+            raise failure  # rank 0 keeps the traceback of an unexpected error
         if error:
             raise PeerseqError(error)
 
@@ -250,7 +257,7 @@ class Trainer:
                 for peer, model in self.models().items():
                     save_weights(weights_file(tmp, peer), model.state_dict())
                 record = {"step": state.step, "peer": name, "metric": metric, "value": value}
-                (tmp / "best.json").write_text(json.dumps(record))
+                (tmp / self.layout.best_record.name).write_text(json.dumps(record))
         else:
             state.since_best += 1
             if cfg.patience is not None and state.since_best >= cfg.patience:

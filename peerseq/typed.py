@@ -160,7 +160,7 @@ def _convert(tp: Any, value: Any, path: tuple) -> Any:
         if isinstance(value, tp):
             return value
     else:
-        raise TypeError(f"peerseq.config does not support the annotation {tp!r} ({fmt_path(path)})")
+        raise TypeError(f"peerseq.typed does not support the annotation {tp!r} ({fmt_path(path)})")
     raise Invalid(path, f"expected {type_name(tp)}, got {got(value)}")
 
 

@@ -42,6 +42,17 @@ class DataConfig:
     num_buckets: int = bounded(10, ge=1)
 
     def __post_init__(self) -> None:
+        limits = {}
+        for split, limit in (
+            (self.train_split, self.limit_train),
+            (self.dev_split, self.limit_dev),
+            (self.test_split, self.limit_test),
+        ):
+            if limits.setdefault(split, limit) != limit:  # Data.limit(split) must be one number
+                raise ValueError(
+                    f"split '{split}' serves two roles with different limits "
+                    f"({limits[split]} and {limit}): give them the same limit_*"
+                )
         if self.prepare:  # checked now, not when the corpus is first needed
             from peerseq.data.prepare import PrepareArgs  # prepare.py imports this module
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from peerseq.models.dropout import Dropout
 from peerseq.models.encoders import FeedForward, MultiHeadAttention
 from peerseq.models.frontends import TokenEmbedding
 from peerseq.models.incremental import Memory
@@ -49,7 +50,7 @@ class TransformerDecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, heads, dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

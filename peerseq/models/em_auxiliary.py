@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from peerseq.models.dropout import Dropout
 from peerseq.models.encoders import FeedForward, MultiHeadAttention, TransformerEncoderLayer
 from peerseq.models.frontends import TokenEmbedding
 from peerseq.models.output import SeqOutput, lengths_to_mask
@@ -63,7 +64,7 @@ class CrossAttentionLayer(nn.Module):
         self.attn = MultiHeadAttention(d_model, heads, dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
         """y_mask: [B, 1, 1, U] keys that may be attended."""

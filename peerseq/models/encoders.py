@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peerseq.models.dropout import Dropout, dropout
 from peerseq.models.output import lengths_to_mask
 
 
@@ -55,14 +56,17 @@ class MultiHeadAttention(nn.Module):
         (a key padding mask is [B, 1, 1, S]). causal: top-left-aligned causal mask (T == S).
         """
         q = self._split(self.q_proj(q_in))
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal,
-        )
+        if self.training and self.dropout > 0 and q.device.type == "cpu":
+            y = attention_with_dropout(q, k, v, mask, causal, self.dropout)
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=causal,
+            )
         b, h, t, dh = y.shape
         return self.out_proj(y.transpose(1, 2).reshape(b, t, h * dh))  # (B, H, T, D/H) -> (B, T, D)
 
@@ -76,12 +80,35 @@ class MultiHeadAttention(nn.Module):
         return self.attend(q_in, *self.project_kv(kv_in), mask=mask, causal=causal)
 
 
+def attention_with_dropout(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    p: float,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) with dropout on the probabilities, times v; q [B, H, T, D],
+    k/v [B, H, S, D] -> [B, H, T, D]. What scaled_dot_product_attention computes in training on a
+    CPU, where with dropout it takes its unfused path and draws the mask with bernoulli_; here
+    the mask comes from peerseq's cheaper dropout. A query that may attend no key (a zero-length
+    sequence) gets uniform weights instead of NaN."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)  # [B, H, T, S]
+    if causal:
+        t, s = scores.shape[-2:]
+        allowed = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
+        mask = allowed if mask is None else mask & allowed
+    if mask is not None:
+        scores = scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+    return torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v)
+
+
 class FeedForward(nn.Sequential):
     """[B, T, D] -> Linear(D, ffn) -> activation -> dropout -> Linear(ffn, D) -> [B, T, D]."""
 
     def __init__(self, d_model: int, ffn: int, dropout: float = 0.1, activation: type = nn.ReLU):
         super().__init__(
-            nn.Linear(d_model, ffn), activation(), nn.Dropout(dropout), nn.Linear(ffn, d_model)
+            nn.Linear(d_model, ffn), activation(), Dropout(dropout), nn.Linear(ffn, d_model)
         )
 
 
@@ -100,7 +127,7 @@ class TransformerEncoderLayer(nn.Module):
         self.attn = MultiHeadAttention(d_model, heads, dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.attn_norm(x)
@@ -148,7 +175,7 @@ class ConvModule(nn.Module):
         )
         self.batch_norm = nn.BatchNorm1d(d_model)
         self.pointwise2 = nn.Conv1d(d_model, d_model, 1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """x [B, T, D], valid [B, T] bool."""
@@ -178,7 +205,7 @@ class ConformerLayer(nn.Module):
         self.ffn2_norm = nn.LayerNorm(d_model)
         self.ffn2 = FeedForward(d_model, ffn, dropout, activation=nn.SiLU)
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """x [B, T, D], mask [B, 1, 1, T] (SDPA key mask), valid [B, T]."""
@@ -248,7 +275,7 @@ class LSTMEncoder(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if layers > 1 else 0.0,  # nn.LSTM applies it between layers only
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out_dim = hidden * (2 if bidirectional else 1)
 
     def _direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
@@ -271,7 +298,7 @@ class LSTMEncoder(nn.Module):
         valid = (steps < lens)[..., None]  # [B, T, 1]
         for layer in range(self.lstm.num_layers):
             if layer > 0 and self.lstm.dropout > 0:
-                x = F.dropout(x, self.lstm.dropout, self.training)
+                x = dropout(x, self.lstm.dropout, self.training)
             y = self._direction(x, layer, "")
             if self.lstm.bidirectional:
                 rev = x.gather(1, flip.expand(-1, -1, x.size(2)))

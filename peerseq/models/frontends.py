@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from peerseq.models.dropout import Dropout
 from peerseq.models.output import lengths_to_mask
 
 
@@ -45,7 +46,7 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.dim = dim
         self.scale = math.sqrt(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         pe = sinusoidal_positions(x.size(1), self.dim, start, x.device, x.dtype)
@@ -89,7 +90,7 @@ class Conv1dSubsampler(nn.Module):
             c_out = d_model * widen if last else mid_channels
             self.convs.append(nn.Conv1d(c_in, c_out, k, stride=2, padding=k // 2))
         self.act = nn.GLU(dim=1) if activation == "glu" else nn.ReLU()
-        self.pos = PositionalEncoding(d_model, dropout) if positions else nn.Dropout(dropout)
+        self.pos = PositionalEncoding(d_model, dropout) if positions else Dropout(dropout)
 
     def forward(
         self, speech: torch.Tensor, lengths: torch.Tensor
@@ -130,7 +131,7 @@ class Conv2dSubsampler(nn.Module):
         )
         f_out = ((in_feats - 1) // 2 - 1) // 2
         self.proj = nn.Linear(channels * f_out, d_model)
-        self.pos = PositionalEncoding(d_model, dropout) if positions else nn.Dropout(dropout)
+        self.pos = PositionalEncoding(d_model, dropout) if positions else Dropout(dropout)
 
     def forward(
         self, speech: torch.Tensor, lengths: torch.Tensor

@@ -170,6 +170,12 @@ BUILDERS: dict[str, Callable[[object, ModelDims], nn.Module]] = {
 }
 
 
+def has_field(name: str, field: str) -> bool:
+    """Whether preset `name`'s config has `field` (what overrides and model settings may set)."""
+    sizes = PRESETS.get(name, {})
+    return any(field in {f.name for f in dataclasses.fields(c)} for c in sizes.values())
+
+
 def build(
     name: str,
     size: str = "small",

@@ -23,7 +23,7 @@ from string import Template
 from peerseq.errors import PeerseqError
 from peerseq.report.recipe import Recipe
 
-Trainer = Callable[[Path, list[str]], object]
+TrainFn = Callable[[Path, list[str]], object]
 
 
 @dataclass
@@ -162,7 +162,7 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     return [r for r in runs if r in need]
 
 
-def _train(train: Trainer, config: Path, overrides: list[str], run: Path) -> str:
+def _train(train: TrainFn, config: Path, overrides: list[str], run: Path) -> str:
     """Train (or resume) one run -> "trained", or "reused" when its weights did not change."""
     before = _weights(run)
     stamp = before.stat().st_mtime_ns if before else None
@@ -276,7 +276,7 @@ def plan(rec: Recipe, req: Request) -> Plan:
     return Plan(rec, req, values, runs_root, common, todo)
 
 
-def reproduce(rec: Recipe, req: Request, train: Trainer) -> list[dict]:
+def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
     """Train, decode and report; -> one record per run and seed: what was done to it
     "action" trained or reused (a cascade: decoded or reused), "test" evaluated, exported or
     None (up to date), also appended to RUNS/reproduce.jsonl.

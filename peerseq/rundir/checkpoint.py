@@ -345,10 +345,14 @@ def peer_weights_file(spec: str, what: str = "init_from") -> Path:
     run, _, peer = spec.rpartition(":")
     if not run or not peer:
         raise PeerseqError(f"{what} '{spec}': expected RUN_DIR:peer")
-    try:
-        file = weights_file(weights_folder(run, "best"), peer)
-    except PeerseqError:
-        file = None
+    file = None
+    for which in ("best", "last"):  # best/ may lack a peer the checkpoints have
+        try:
+            file = weights_file(weights_folder(run, which), peer)
+        except PeerseqError:
+            continue
+        if file.is_file():
+            break
     if file is None or not file.is_file():
         raise PeerseqError(f"{what} '{spec}': no checkpoint of peer '{peer}' under {run}/")
     return file

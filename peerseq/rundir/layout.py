@@ -9,6 +9,9 @@ RUN/checkpoints/latest           name of the newest checkpoint (for people and s
 RUN/best/                        model.PEER.safetensors + best.json: early stopping's best
 RUN/averaged/                    model.PEER.safetensors + from.json: `peerseq average`
 RUN/eval/SPLIT.json              `peerseq evaluate` scores; eval/PEER.SPLIT.hyp(.jsonl) beside
+RUN/decode/PEER.SPLIT.hyp        `peerseq decode`'s hypotheses (and .jsonl), unless --out
+RUN/tensorboard/                 TensorBoard events
+RUN/analyses/                    what a recipe's report computed from the weights (JSON)
 RUN/pseudo_labels/               frozen teachers' cached hypotheses (unless configured apart)
 RUN/ddp_ranks.json               every rank's parameter checksums after a DDP run
 RUN/export.json                  what `peerseq export` took, in an export directory
@@ -64,6 +67,23 @@ class RunDir:
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+    @property
+    def decode(self) -> Path:
+        return self.root / "decode"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def analyses(self) -> Path:
+        return self.root / "analyses"
+
+    @property
+    def best_record(self) -> Path:
+        """best/best.json: the step, peer, metric and value of the best validation."""
+        return self.best / "best.json"
 
     @property
     def pseudo_labels(self) -> Path:

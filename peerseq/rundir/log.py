@@ -44,7 +44,7 @@ class RunLogger:
             path = RunDir(run_dir).metrics
             self.lines = _truncate(path, keep, resumed_step, resumed_epoch)
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
-            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_step + 1)
+            self.tb = SummaryWriter(str(RunDir(run_dir).tensorboard), purge_step=resumed_step + 1)
 
     def record(self, split: str, step: int, values: dict[str, float], epoch: int) -> None:
         if not self.enabled:
