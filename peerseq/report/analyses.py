@@ -15,21 +15,16 @@ from peerseq.decoding.outputs import read_outputs
 from peerseq.files import atomic_write_text
 from peerseq.metrics.cost import count_parameters
 from peerseq.metrics.repetition import token_repetition_ratio
+from peerseq.rundir.layout import RunDir
 from peerseq.runs import load_run
 from peerseq.search.ctc import ctc_greedy
-
-
-def _weights(run_dir: Path) -> Path | None:
-    for w in (run_dir / "best", run_dir / "checkpoints" / "latest"):
-        if w.exists():
-            return w
-    return None
 
 
 def cached(run_dir: Path, name: str, compute: Callable[[], object]) -> object | None:
     """compute()'s result, kept in RUN/analyses/NAME.json; None when it was never computed and
     the run's weights are not here to compute it."""
-    cache, weights = run_dir / "analyses" / f"{name}.json", _weights(run_dir)
+    layout = RunDir(run_dir)
+    cache, weights = layout.analyses / f"{name}.json", layout.last_weights_written()
     if cache.is_file() and (weights is None or cache.stat().st_mtime >= weights.stat().st_mtime):
         return json.loads(cache.read_text())
     if weights is None:
@@ -80,11 +75,11 @@ def posteriorgram_panels(seed_dir: Path, plain: str, em: str) -> dict | None:
     """Frame posteriors of the plain CTC model, the EM-Network's theta and the EM-Network in
     teacher mode on the first test utterance (by id) the plain model gets wrong (else the first);
     kept in the EM-Network's run (rounded to 4 decimals)."""
-    if not all((seed_dir / m / "config.yaml").is_file() for m in (plain, em)):
+    if not all(RunDir(seed_dir / m).is_run() for m in (plain, em)):
         return None
 
     def compute() -> dict:
-        decoded = read_outputs(seed_dir / plain / "export" / "eval" / "seq.test.jsonl")
+        decoded = read_outputs(RunDir(RunDir(seed_dir / plain).export).outputs("seq", "test"))
         wrong = sorted(i for i, (h, r) in decoded.items() if h != r)
         uid = wrong[0] if wrong else sorted(decoded)[0]
         plain_run = load_run(seed_dir / plain, device="cpu")

@@ -16,6 +16,7 @@ import yaml
 from peerseq.metrics.cost import count_parameters, flops_per_second_of_audio
 from peerseq.models import presets
 from peerseq.report.compare import markdown_table
+from peerseq.rundir.layout import RunDir
 from peerseq.search.ctc import ctc_greedy
 
 FEATS, CHARS = 201, 29  # paper 003's input (log spectrogram) and output (characters + blank)
@@ -30,7 +31,7 @@ def config_params(run_dirs: list[Path], peer: str) -> int | None:
     """A peer's parameters, built from the first run config.yaml that exists (model.preset,
     size and overrides) on the meta device: counts only, nothing allocated."""
     for run in run_dirs:
-        f = run / "config.yaml"
+        f = RunDir(run).config
         if f.is_file():
             m = yaml.safe_load(f.read_text())["peers"][peer]["model"]
             with torch.device("meta"):
@@ -80,7 +81,7 @@ def decoding_rtf(run_dir: Path, peer: str, threads: int = 1, repeats: int = 2) -
     from peerseq.errors import PeerseqError
     from peerseq.runs import load_run
 
-    if not any((run_dir / w).exists() for w in ("best", "checkpoints/latest")):
+    if RunDir(run_dir).last_weights_written() is None:
         return None
     try:
         run = load_run(run_dir, device="cpu")
@@ -126,7 +127,7 @@ def cost_section(sec: dict, systems: dict, seeds: dict[int, Path], scale: str):
     rows, rec = [], {}
     for name, key in models.items():
         run, peer, label = systems[key]["run"], systems[key]["peer"], systems[key]["label"]
-        done = (first / run / "eval" / "test.json").is_file()
+        done = RunDir(first / run).scores("test").is_file()
         rtf = decoding_rtf(first / run, peer) if done else None
         p, t = paper[name], trained[name]
         red = ""

@@ -22,6 +22,7 @@ from string import Template
 
 from peerseq.errors import PeerseqError
 from peerseq.report.recipe import Recipe
+from peerseq.rundir.layout import RunDir
 
 TrainFn = Callable[[Path, list[str]], object]
 
@@ -47,7 +48,7 @@ class _Vars(dict):
 
     def __missing__(self, key: str) -> str:
         if key.startswith("epoch_steps_"):
-            path = Path(self["root"]) / key[len("epoch_steps_") :] / "metrics.jsonl"
+            path = RunDir(Path(self["root"]) / key[len("epoch_steps_") :]).metrics
             ends = [r["step"] for r in _records(path) if r["split"] == "epoch"]
             if not ends:
                 raise PeerseqError(
@@ -96,13 +97,6 @@ def _sets(items: list, values: dict) -> list[str]:
         else:
             out.append(_sub(x, values))
     return out
-
-
-def _weights(run: Path) -> Path | None:
-    for w in (run / "best", run / "checkpoints" / "latest"):
-        if w.exists():
-            return w
-    return None
 
 
 def _newer(src: Path | None, dst: Path) -> bool:
@@ -164,10 +158,10 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
 
 def _train(train: TrainFn, config: Path, overrides: list[str], run: Path) -> str:
     """Train (or resume) one run -> "trained", or "reused" when its weights did not change."""
-    before = _weights(run)
+    before = RunDir(run).last_weights_written()
     stamp = before.stat().st_mtime_ns if before else None
     train(config, overrides)
-    after = _weights(run)
+    after = RunDir(run).last_weights_written()
     return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
 
 
@@ -180,13 +174,13 @@ def _evaluate(run: Path) -> None:
 
 def _after_training(kind: str, run: Path, spec: dict) -> str | None:
     """Test decoding of the run (`evaluate`) or of its export (`export`), when stale."""
-    weights = _weights(run)
-    if kind == "evaluate" and _newer(weights, run / "eval" / "test.json"):
+    weights = RunDir(run).last_weights_written()
+    if kind == "evaluate" and _newer(weights, RunDir(run).scores("test")):
         _evaluate(run)
         return "evaluated"
-    export = run / "export"
+    export = RunDir(run).export
     if kind == "export" and (
-        _newer(weights, export / "export.json") or not (export / "eval" / "test.json").is_file()
+        _newer(weights, RunDir(export).export_record) or not RunDir(export).scores("test").is_file()
     ):
         from peerseq.export import export_peer
 
@@ -204,7 +198,7 @@ def _cascade(root: Path, r: dict) -> str | None:
 
     (asr, asr_peer), (mt, mt_peer) = (x.split(":") for x in (r["asr"], r["mt"]))
     out = root / r.get("dir", "cascade") / "cascade.test.jsonl"
-    if not any(_newer(_weights(root / d), out) for d in (asr, mt)):
+    if not any(_newer(RunDir(root / d).last_weights_written(), out) for d in (asr, mt)):
         return None
     decoded = cascade_split(
         load_run(root / asr), asr_peer, load_run(root / mt), mt_peer, "test", None
@@ -296,8 +290,9 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
                 continue
             run, config, overrides = p.args(name, seed)
             for t in r.get("teachers", []):
-                w = _weights(root / rec.data["runs"][t].get("dir", t))
-                if (run / "config.yaml").is_file() and w and _newer(w, run / "config.yaml"):
+                w = RunDir(root / rec.data["runs"][t].get("dir", t)).last_weights_written()
+                config_file = RunDir(run).config
+                if config_file.is_file() and w and _newer(w, config_file):
                     print(f"== {run}: its teacher {t} was retrained since; training it again")
                     shutil.rmtree(run)
             print(f"== {run.name} (seed {seed}): {run}")

@@ -17,6 +17,7 @@ from peerseq.report.analyses import em_parameters, posteriorgram_panels, teacher
 from peerseq.report.compare import markdown_table
 from peerseq.report.recipe import Recipe
 from peerseq.report.systems import Group, export_params
+from peerseq.rundir.layout import RunDir
 from peerseq.rundir.log import read_metrics
 
 
@@ -30,10 +31,8 @@ def dev_curves(rec: Recipe, g: Group, sec: dict):
             run, peer = rec.systems[key]["run"], rec.systems[key]["peer"]
             per_seed = []
             for d in g.seeds.values():
-                if (d / run / "metrics.jsonl").is_file():
-                    dev = [
-                        r for r in read_metrics(d / run / "metrics.jsonl") if r["split"] == "dev"
-                    ]
+                if RunDir(d / run).metrics.is_file():
+                    dev = [r for r in read_metrics(RunDir(d / run).metrics) if r["split"] == "dev"]
                     per_seed.append(
                         {r["epoch"]: r[f"{peer}/{metric}"] for r in dev if f"{peer}/{metric}" in r}
                     )
@@ -60,10 +59,11 @@ def repetition(rec: Recipe, g: Group, sec: dict):
     for key in sec["systems"]:
         run, tf, beam = rec.systems[key]["run"], [], []
         for d in g.seeds.values():
-            hyps_file = d / run / "export" / "eval" / "seq.test.jsonl"
+            export = RunDir(d / run).export
+            hyps_file = RunDir(export).outputs("seq", "test")
             if not hyps_file.is_file():
                 continue
-            tf.append(teacher_forced_repetition(d / run / "export"))
+            tf.append(teacher_forced_repetition(export))
             beam.append(token_repetition_ratio([h for h, _ in read_outputs(hyps_file).values()]))
         if tf:
             data[run] = {"teacher_forced": tf, "beam_words": beam}
@@ -75,7 +75,7 @@ def repetition(rec: Recipe, g: Group, sec: dict):
 def parameters(rec: Recipe, g: Group, sec: dict):
     """Table 4: the inference model theta, the auxiliary network rho, and the offline teacher."""
     run = sec.get("run", "em")
-    d = next((d / run for d in g.seeds.values() if (d / run / "config.yaml").is_file()), None)
+    d = next((d / run for d in g.seeds.values() if RunDir(d / run).is_run()), None)
     counts = em_parameters(d) if d else None
     if counts is None:
         return [], {}
@@ -113,7 +113,7 @@ def posteriorgram(rec: Recipe, g: Group, sec: dict):
 
 def loss_curves(rec: Recipe, g: Group, sec: dict):
     """Fig. 4: L_org (the sequence model's loss) and L_em (the EM-Network's) while training."""
-    path = g.seeds[min(g.seeds)] / sec.get("run", "em") / "metrics.jsonl"
+    path = RunDir(g.seeds[min(g.seeds)] / sec.get("run", "em")).metrics
     if not path.is_file():
         return [], None
     loss, task = sec["loss"], g.vars["task"]
@@ -139,7 +139,7 @@ def sweep(rec: Recipe, g: Group, sec: dict):
         vals = [
             json.loads(f.read_text())["seq"]["score"]
             for d in seeds.values()
-            if (f := d / run / "export" / "eval" / "test.json").is_file()
+            if (f := RunDir(RunDir(d / run).export).scores("test")).is_file()
         ]
         return float(np.mean(vals)) if vals else None
 

@@ -70,8 +70,8 @@ def seq_curve(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
 def best_and_last(seed_dirs: dict[int, Path]) -> list[list[str]]:
     rows = []
     for seed_dir in seed_dirs.values():
-        for run in sorted(p for p in seed_dir.iterdir() if (p / "metrics.jsonl").is_file()):
-            recs = read_metrics(run / "metrics.jsonl")
+        for run in sorted(p for p in seed_dir.iterdir() if RunDir(p).metrics.is_file()):
+            recs = read_metrics(RunDir(run).metrics)
             if not recs:
                 continue
             train = [r for r in recs if r["split"] == "train"]
@@ -79,8 +79,8 @@ def best_and_last(seed_dirs: dict[int, Path]) -> list[list[str]]:
             times = [r["time"] for r in recs if "time" in r]
             minutes = f"{(times[-1] - times[0]) / 60:.1f}" if len(times) > 1 else "—"
             best = ""
-            if (run / "best" / "best.json").is_file():
-                b = json.loads((run / "best" / "best.json").read_text())
+            if RunDir(run).best_record.is_file():
+                b = json.loads(RunDir(run).best_record.read_text())
                 best = f"{b['peer']}/{b['metric']} {b['value']:.2f} at step {b['step']}"
             last_dev = " ".join(
                 f"{k} {v:.2f}"

@@ -26,6 +26,7 @@ from peerseq.report.compare import (
     score_system,
 )
 from peerseq.report.recipe import Recipe
+from peerseq.rundir.layout import RunDir
 
 
 @dataclass
@@ -38,10 +39,14 @@ class Group:
     vars: dict = field(default_factory=dict)  # scale, root, corpus, group, stem, figdir, ...
 
 
+# a system's decoded test set, relative to its seed folder, unless the recipe says otherwise
+DEFAULT_OUTPUTS = str(RunDir("{run}").outputs("{peer}", "test"))
+
+
 def outputs(rec: Recipe, g: Group, key: str) -> dict[int, Path]:
     """{seed: decoded test set} of a declared system (files may be missing)."""
     s = rec.systems[key]
-    pattern = s.get("outputs") or rec.data.get("outputs", "{run}/eval/{peer}.test.jsonl")
+    pattern = s.get("outputs") or rec.data.get("outputs", DEFAULT_OUTPUTS)
     rel = pattern.format(run=s["run"], peer=s.get("peer"))
     return {seed: d / rel for seed, d in g.seeds.items()}
 
@@ -76,7 +81,7 @@ def _tests_json(tests: list[Paired], short: bool) -> list[dict]:
 def export_params(g: Group, run: str) -> int | None:
     """Parameters of a run's export (export.json), from the first seed that has one."""
     for d in g.seeds.values():
-        f = d / run / "export" / "export.json"
+        f = RunDir(RunDir(d / run).export).export_record
         if f.is_file():
             return json.loads(f.read_text())["parameters"]
     return None
@@ -204,9 +209,12 @@ def other_runs(rec: Recipe, g: Group, sec: dict) -> tuple[list[str], dict]:
         found = {p.name for d in g.seeds.values() for p in d.iterdir() if p.is_dir()}
     else:  # runs with a decoded test set
         found = {
-            p.parent.parent.name for d in g.seeds.values() for p in d.glob("*/eval/*.test.jsonl")
+            run.name
+            for d in g.seeds.values()
+            for run in d.iterdir()
+            if any(RunDir(run).eval.glob("*.test.jsonl"))
         }
-    pattern = rec.data.get("outputs", "{run}/eval/{peer}.test.jsonl")
+    pattern = rec.data.get("outputs", DEFAULT_OUTPUTS)
 
     def outs(run: str, peer: str) -> dict[int, Path]:
         return {s: d / pattern.format(run=run, peer=peer) for s, d in g.seeds.items()}

@@ -105,7 +105,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(root)
-    write_text(root / "latest", final.name + "\n", atomic=True)
+    write_text(RunDir(run_dir).latest_pointer, final.name + "\n", atomic=True)
     _prune(root, final, step, keep_last)
     return final
 

@@ -15,6 +15,7 @@ RUN/analyses/                    what a recipe's report computed from the weight
 RUN/pseudo_labels/               frozen teachers' cached hypotheses (unless configured apart)
 RUN/ddp_ranks.json               every rank's parameter checksums after a DDP run
 RUN/export.json                  what `peerseq export` took, in an export directory
+RUN/export/                      a recipe's export of the run's peer (`peerseq reproduce`)
 """
 
 from __future__ import annotations
@@ -96,6 +97,28 @@ class RunDir:
     @property
     def export_record(self) -> Path:
         return self.root / "export.json"
+
+    @property
+    def latest_pointer(self) -> Path:
+        """checkpoints/latest: the newest checkpoint's name; its mtime is the last save."""
+        return self.checkpoints / "latest"
+
+    @property
+    def export(self) -> Path:
+        """RUN/export/: where `peerseq reproduce` exports the run's peer (an export directory)."""
+        return self.root / "export"
+
+    def last_weights_written(self) -> Path | None:
+        """best/ if the run has it, else checkpoints/latest, else None: the mtime of what is
+        returned is when the run last wrote the weights it is decoded with."""
+        for path in (self.best, self.latest_pointer):
+            if path.exists():
+                return path
+        return None
+
+    def outputs(self, peer: str, split: str) -> Path:
+        """eval/PEER.SPLIT.jsonl: {"id", "hyp", "ref"} per decoded utterance."""
+        return self.hypotheses(peer, split).with_suffix(".jsonl")
 
     def scores(self, split: str) -> Path:
         return self.eval / f"{split}.json"
