@@ -52,19 +52,14 @@ from peerseq.build import build_links, build_peers, reads_speech  # noqa: E402
 from peerseq.config import load_config  # noqa: E402
 from peerseq.data.config import DataConfig, FieldConfig  # noqa: E402
 from peerseq.data.pipeline import Data  # noqa: E402
-from peerseq.data.prepare import (  # noqa: E402
-    PrepareArgs,
-    prepare,
-    prepare_corpus,  # noqa: E402
-)
-from peerseq.engine.optim import build_optimisation  # noqa: E402
+from peerseq.data.prepare import PrepareArgs, prepare, prepare_corpus  # noqa: E402
+from peerseq.engine.optim import OptimConfig, build_optimisation  # noqa: E402
 from peerseq.engine.peer import Peer  # noqa: E402
 from peerseq.engine.update import alternating, forward, joint  # noqa: E402
 from peerseq.experiment import (  # noqa: E402
     Experiment,
     LinkConfig,
     ModelConfig,
-    OptimConfig,
     PeerConfig,
 )
 from peerseq.models.output import SeqOutput  # noqa: E402

@@ -43,10 +43,12 @@ def build_model(
         if not presets.has_field(cfg.preset, "mask_prob"):
             raise PeerseqError(f"model.mask_prob: preset '{cfg.preset}' masks no target")
         overrides["mask_prob"] = cfg.mask_prob
+    # text peers read token ids: only speech peers have a feature dimension
+    feats = {"src_feats": data.feature_dim()} if reads == "speech" else {}
     model = presets.build(
         cfg.preset,
         cfg.size,
-        src_feats=data.feature_dim() if reads == "speech" else presets.ModelDims.src_feats,
+        **feats,
         vocab=vocab,
         src_vocab=data.tokenizers[reads].vocab_size if reads in data.tokenizers else None,
         upstream=upstream,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from peerseq.data.config import DataConfig
+from peerseq.engine.optim import OptimConfig
 from peerseq.typed import bounded
 
 
@@ -30,22 +31,6 @@ class ModelConfig:
     # the whole model of an earlier peer (the same object): two forward passes of one model,
     # each with its own dropout masks -- R-Drop (Liang et al. 2021) is such a pair plus a link
     same_as: str | None = None
-
-
-@dataclass
-class OptimConfig:
-    name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = bounded(1e-3, gt=0)
-    weight_decay: float = bounded(0.0, ge=0)
-    betas: list[float] = bounded(default_factory=lambda: [0.9, 0.98], ge=0, lt=1)
-    momentum: float = bounded(0.9, ge=0, lt=1)  # sgd
-    schedule: Literal["inverse_sqrt", "epoch_decay", "constant"] = "inverse_sqrt"
-    warmup: int = bounded(500, ge=0)  # steps of linear warm-up (inverse_sqrt)
-    decay: float = bounded(0.95, gt=0, le=1)  # per epoch (epoch_decay; paper 003)
-
-    def __post_init__(self) -> None:
-        if len(self.betas) != 2:
-            raise ValueError(f"betas: expected 2 values, got {len(self.betas)}")
 
 
 @dataclass

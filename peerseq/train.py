@@ -156,7 +156,7 @@ class Trainer:
             autocast_factory(self.device, cfg.bf16),
             agree=lambda bad: self.dist.any(bad, self.device),
         )
-        self.optimisers, self.schedulers = self.opt.optimisers, self.opt.all_schedulers
+        self.optimisers, self.schedulers = self.opt.optimisers, self.opt.schedulers
         if self.dist.world_size > 1:
             for peer in self.peers.values():
                 if peer.trainable:  # each peer its own DDP: alternating updates stay possible

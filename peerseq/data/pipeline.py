@@ -102,23 +102,12 @@ class Data:
         }
         # lhotse needs at least as many items as buckets; count no further than that (lazy sets)
         buckets = max(1, sum(1 for _ in itertools.islice(items, self.cfg.num_buckets)))
-        if self.speech:
-            return speech_sampler(
-                items,
-                self.cfg.max_frames,
-                shuffle=training,
-                seed=self.seed,
-                num_buckets=buckets,
-                **shard,
-            )
-        return text_sampler(
-            items,
-            self.cfg.max_tokens,
-            shuffle=training,
-            seed=self.seed,
-            num_buckets=buckets,
-            **shard,
+        make, budget = (
+            (speech_sampler, self.cfg.max_frames)
+            if self.speech
+            else (text_sampler, self.cfg.max_tokens)
         )
+        return make(items, budget, shuffle=training, seed=self.seed, num_buckets=buckets, **shard)
 
     def collator(self, training: bool):
         fields = self.fields(training)

@@ -7,15 +7,34 @@ import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
 from peerseq.data.batching import Batch
 from peerseq.engine.peer import Peer
-from peerseq.experiment import OptimConfig
+from peerseq.typed import bounded
 
 PER_EPOCH = ("epoch_decay",)  # LR schedules stepped at the end of an epoch, not every update
+
+
+@dataclass
+class OptimConfig:
+    """An optimiser and its LR schedule (a run's `optim:`, or a peer's own `optim:`)."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    betas: list[float] = bounded(default_factory=lambda: [0.9, 0.98], ge=0, lt=1)
+    momentum: float = bounded(0.9, ge=0, lt=1)  # sgd
+    schedule: Literal["inverse_sqrt", "epoch_decay", "constant"] = "inverse_sqrt"
+    warmup: int = bounded(500, ge=0)  # steps of linear warm-up (inverse_sqrt)
+    decay: float = bounded(0.95, gt=0, le=1)  # per epoch (epoch_decay; paper 003)
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError(f"betas: expected 2 values, got {len(self.betas)}")
 
 
 @dataclass
@@ -30,7 +49,7 @@ class Optimisation:
     names of the skipped peers collect in `skipped` until the loop takes them."""
 
     optimisers: dict[str, torch.optim.Optimizer]
-    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]  # stepped every update
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     clip_norm: float | None = None
     accum_steps: int = 1
     autocast: Callable[[], object] = nullcontext
@@ -38,18 +57,12 @@ class Optimisation:
     pending: list[Batch] = field(default_factory=list)  # alternating: this step's micro-batches
     bad_loss: bool = False  # a loss since the last update was not finite
     skipped: list[str] = field(default_factory=list)
-    # every peer's scheduler, per-epoch ones too (what a checkpoint saves)
-    all_schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] | None = None
-
-    def __post_init__(self) -> None:
-        if self.all_schedulers is None:
-            self.all_schedulers = dict(self.schedulers)
+    per_epoch: frozenset[str] = frozenset()  # peers whose scheduler steps per epoch, not update
 
     def epoch_end(self) -> None:
         """Per-epoch LR decay (paper 003: x0.95 after every epoch)."""
-        for name, sched in self.all_schedulers.items():
-            if name not in self.schedulers:
-                sched.step()
+        for name in self.per_epoch:
+            self.schedulers[name].step()
 
     def step(self, names: list[str]) -> None:
         named = [(n, self.optimisers[n]) for n in names if n in self.optimisers]
@@ -75,8 +88,8 @@ class Optimisation:
                 continue
             opt.step()
             opt.zero_grad(set_to_none=True)
-            if name in self.schedulers:  # per-step LR schedules (per-epoch ones: the loop)
-                self.schedulers[name].step()
+            if name in self.schedulers and name not in self.per_epoch:
+                self.schedulers[name].step()  # per-update LR schedules (per-epoch: epoch_end)
 
     def take_skipped(self) -> list[str]:
         """The peers whose update was skipped since the last call (and forget them)."""
@@ -130,7 +143,7 @@ def build_optimisation(
     parameter shared with an earlier peer belongs to that peer's optimiser only; a peer left
     with no parameters of its own gets none. Frozen peers are put in eval mode without grad."""
     seen: set[int] = set()
-    optimisers, schedulers, per_step = {}, {}, {}
+    optimisers, schedulers = {}, {}
     for name, peer in peers.items():
         if not peer.trainable:
             peer.model.eval().requires_grad_(False)
@@ -139,8 +152,7 @@ def build_optimisation(
         seen.update(id(p) for p in params)
         if params:
             optimisers[name], schedulers[name] = build_optimiser(params, configs[name])
-            if configs[name].schedule not in PER_EPOCH:
-                per_step[name] = schedulers[name]
+    per_epoch = frozenset(n for n in schedulers if configs[n].schedule in PER_EPOCH)
     return Optimisation(
-        optimisers, per_step, clip_norm, accum_steps, autocast, agree, all_schedulers=schedulers
+        optimisers, schedulers, clip_norm, accum_steps, autocast, agree, per_epoch=per_epoch
     )
