@@ -93,7 +93,11 @@ def attention_with_dropout(
     CPU, where with dropout it takes its unfused path and draws the mask with bernoulli_; here
     the mask comes from peerseq's cheaper dropout. A query that may attend no key (a zero-length
     sequence) gets uniform weights instead of NaN."""
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)  # [B, H, T, S]
+    # scaling q rather than the scores: q [B, H, T, D] is smaller than the scores [B, H, T, S],
+    # and the product is the contiguous copy the matrix product would otherwise make of it
+    scores = torch.matmul(q * q.size(-1) ** -0.5, k.transpose(-2, -1))  # [B, H, T, S]
+    if mask is not None and not causal and bool(mask.all()):
+        mask = None  # no key is padded: nothing to fill (a check on [B, 1, 1, S], not on scores)
     if causal:
         t, s = scores.shape[-2:]
         allowed = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()

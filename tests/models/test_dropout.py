@@ -67,3 +67,11 @@ def test_attention_dropout_drops_probabilities():
     sums = w.sum(-1)
     assert float((sums - 1).abs().max()) > 0.05
     assert abs(float(sums.mean()) - 1.0) < 0.05
+
+
+def test_a_mask_that_pads_nothing_is_the_same_as_none():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 7, 8) for _ in range(3))
+    full = key_padding_mask(torch.tensor([7, 7]), 7)
+    assert torch.equal(attention_with_dropout(q, k, v, full, False, 0.0),
+                       attention_with_dropout(q, k, v, None, False, 0.0))  # fmt: skip
