@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from peerseq.build import build_links, build_peers, check_method, reads_speech
 from peerseq.config import save_config
+from peerseq.data.loader import epoch_batches
 from peerseq.data.pipeline import Data
 from peerseq.data.prepare import prepare_corpus
 from peerseq.decoding import teacher_labels as pseudo_labels
@@ -232,11 +234,17 @@ class Trainer:
         return record
 
     def _validate_here(self, log: RunLogger) -> dict[str, float]:
+        started = time.perf_counter()
         record = dev_record(
             self.exp, self.data, self.peers, self.links, self.state.step, self.device
         )
-        log.record("dev", self.state.step, record, self.state.epoch)
-        log.say("dev " + " ".join(f"{k} {v:.3f}" for k, v in record.items()))
+        took = log.validated(time.perf_counter() - started)  # what validating costs a run
+        log.record("dev", self.state.step, record | took, self.state.epoch)
+        log.say(
+            "dev "
+            + " ".join(f"{k} {v:.3f}" for k, v in record.items())
+            + f" | {took['valid_seconds']:.1f} s, {took['valid_share']:.0%} of the run so far"
+        )
         self._early_stopping(record)
         return record
 
@@ -319,18 +327,14 @@ class Trainer:
         while not state.done and state.epoch < cfg.max_epochs:
             sampler = self.data.sampler(exp.data.train_split, True)
             sampler.set_epoch(state.epoch)
-            batches = iter(sampler)
             # Resuming mid-epoch: the sampler is deterministic for (seed, epoch), so skipping
             # the batches already consumed (metadata only, nothing is loaded) lands on the same
             # next batch. lhotse's own sampler state_dict() refuses token-constrained samplers.
-            for i in range(state.micro):
-                if next(batches, None) is None:
-                    raise PeerseqError(
-                        f"state.json of step {state.step}: micro {state.micro}, but epoch "
-                        f"{state.epoch} has only {i} batches (edited by hand, or other data?)"
-                    )
-            for items in _continue(batches):
-                batch = self._attach(collate(items)).to(self.device)
+            batches = epoch_batches(
+                sampler, collate, self.data.seed, state.epoch, state.micro, self._workers()
+            )
+            for batch in batches:
+                batch = self._attach(batch).to(self.device)
                 state.micro += 1
                 step_now = state.micro % cfg.accum_steps == 0
                 terms = self.update(
@@ -360,11 +364,17 @@ class Trainer:
                 log.record("epoch", state.step, {}, state.epoch)  # updates per epoch, for schedules
                 state.done = state.done or state.epoch >= cfg.max_epochs
                 self._validate_and_save(log)
+            batches.close()  # a run that stops mid-epoch ends its workers now
         if self.dist.world_size > 1:
             self._write_rank_checksums()
             if self.owns_group:
                 self._leave_group(barrier=True)
         return state
+
+    def _workers(self) -> int:
+        """data.workers, or by default: a loading worker beside a GPU, none beside a CPU step."""
+        workers = self.exp.data.workers
+        return workers if workers is not None else int(self.device.type == "cuda")
 
     def _count_skipped(self, log: RunLogger) -> None:
         """A step whose update was skipped (non-finite loss or gradient norm) is counted, said
@@ -402,16 +412,6 @@ class Trainer:
                 json.dumps({"world_size": self.dist.world_size, "checksums": gathered}, indent=1)
             )
         self.dist.barrier()
-
-
-def _continue(it):
-    """Yield what is left of an iterator. `for x in sampler_iterator` would not do: a lhotse
-    sampler's __iter__ starts the epoch again."""
-    while True:
-        try:
-            yield next(it)
-        except StopIteration:
-            return
 
 
 def _shown(terms: dict[str, float]) -> dict[str, float]:

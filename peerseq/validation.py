@@ -9,12 +9,13 @@ import math
 import torch
 
 from peerseq.data.pipeline import Data
-from peerseq.decoding.peer import decode_peer
+from peerseq.decoding.peer import Decoded, add_1best, batch_hypotheses
 from peerseq.engine.link import Link
 from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
 from peerseq.experiment import Experiment
 from peerseq.metrics.score import higher_is_better, score
+from peerseq.models.output import SeqOutput
 
 
 @torch.no_grad()
@@ -34,7 +35,16 @@ def dev_record(
     # the plain models, not their DDP wrappers: only one rank validates, and a DDP forward
     # could start a collective (buffer broadcast) the other ranks never join
     plain = {n: dataclasses.replace(p, model=unwrap(p.model)) for n, p in peers.items()}
+    decoders = {  # the peers whose metric is computed: name -> (tokenizer, column, decoded)
+        name: (data.tokenizers[p.predicts], exp.data.fields[p.predicts].column, Decoded([], [], []))
+        for name, p in plain.items()
+        if exp.peers[name].decode.metric != "none"
+        and not p.upstream
+        and p.predicts in data.tokenizers
+    }
     sums, n = {}, 0
+    # one pass: each batch is loaded once, and a CTC peer's 1-best comes from the output its
+    # loss was computed on (a second forward of every dev batch was half of a CTC validation)
     for batch in data.batches(exp.data.dev_split):
         # no cached teacher labels on dev: a seqkd link decodes the teacher online
         batch = batch.to(device)
@@ -44,17 +54,14 @@ def dev_record(
         for k, v in objective(plain, links, outs, batch, step).items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
         n += len(batch)
+        for name, (tokenizer, column, decoded) in decoders.items():
+            out = outs[name] if isinstance(outs[name], SeqOutput) else None
+            hyps = batch_hypotheses(plain[name], batch, exp.peers[name].decode, out=out)
+            add_1best(decoded, batch, hyps, tokenizer, column)
     record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
-    for name, peer in plain.items():
-        decode = exp.peers[name].decode
-        if decode.metric == "none" or peer.upstream or peer.predicts not in data.tokenizers:
-            continue
-        column = exp.data.fields[peer.predicts].column
-        tokenizer = data.tokenizers[peer.predicts]
-        decoded = decode_peer(
-            peer, data.batches(exp.data.dev_split), tokenizer, column, decode, device
-        )
-        record[f"{name}/{decode.metric}"] = score(decoded.refs, decoded.hyps, decode.metric)[0]
+    for name, (_, _, decoded) in decoders.items():
+        metric = exp.peers[name].decode.metric
+        record[f"{name}/{metric}"] = score(decoded.refs, decoded.hyps, metric)[0]
     for p in peers.values():
         unwrap(p.model).train(p.trainable)
     return record

@@ -235,6 +235,27 @@ def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
     RunLock(tmp_path).acquire().release()
 
 
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    """A DataLoader worker is a fork of the training process: it must not hold the run's lock
+    once the run has let go of it (killed, or ended), or a resume would be refused."""
+    from peerseq.rundir.lock import RunLock
+
+    lock = RunLock(tmp_path).acquire()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says whether it still has a descriptor, then lingers
+        os.write(write, b"none" if lock.fd is None else b"some")
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(read, 4) == b"none"
+        lock.release()
+        RunLock(tmp_path).acquire().release()  # the child is alive, and the lock is free
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 def test_an_old_checkpoint_resumes_without_duplicating_an_epoch_end(tmp_path):
     """A checkpoint from before metrics_lines existed: records up to its step and epoch stay;
     the epoch end logged at its step after it was written goes (the resume logs it again)."""

@@ -75,6 +75,15 @@ def test_resume_after_kill_is_bit_identical(tmp_path, m30k_64, whole_run):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
 
 
+def test_batches_collated_ahead_by_workers_train_the_same_weights(tmp_path, m30k_64, whole_run):
+    """data.workers=2 (batches collated in two worker processes, subword sampling included)
+    trains exactly what collating in the training process trained (whole_run: workers=0)."""
+    cfg = write_config(tmp_path, m30k_64, tmp_path / "ahead", log_every=1, max_epochs=2)
+    assert train(load_config(Experiment, cfg, ["data.workers=2"])).step == 18
+    a, b = final_weights(whole_run), final_weights(tmp_path / "ahead")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_cli_train_decode_evaluate_average(tmp_path, capsys, m30k_64):
     cfg = write_config(tmp_path, m30k_64, tmp_path / "run", early_stop_peer="mt")
     assert main(["train", str(cfg), "train.max_epochs=2", "train.keep_last=2"]) == 0

@@ -9,6 +9,7 @@ tokens through lhotse's TextExample and TokenConstraint), deterministic for a se
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,12 +88,14 @@ def pad_tokens(seqs: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch
     return out, lengths
 
 
-def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], batch: Batch) -> None:
+def _tokenize(
+    rows: list[dict], fields: dict[str, FieldSpec], batch: Batch, rng: random.Random | None
+) -> None:
     for name, spec in fields.items():
         if any(spec.column not in r for r in rows):
             continue  # a split without this column (e.g. a test set without translations)
         texts = [r[spec.column] for r in rows]
-        seqs = [spec.tokenizer.encode(t, sample=spec.sample) for t in texts]
+        seqs = [spec.tokenizer.encode(t, sample=spec.sample, rng=rng) for t in texts]
         if spec.add_eos:
             seqs = [s + [EOS] for s in seqs]
         batch.tokens[name], batch.lengths[name] = pad_tokens(seqs)
@@ -104,14 +107,15 @@ def _tokenize(rows: list[dict], fields: dict[str, FieldSpec], batch: Batch) -> N
 class SpeechCollator:
     """CutSet -> Batch: features (precomputed if the cuts have them, else on the fly with
     lhotse's extractor), optional per-utterance CMVN, and token fields (a FieldSpec with
-    sample=True draws sentencepiece segmentations: subword regularisation for training).
+    sample=True draws sentencepiece segmentations: subword regularisation for training, from
+    `rng`, the batch's own generator).
     """
 
     def __init__(self, fields: dict[str, FieldSpec], features: str = "fbank80", cmvn: bool = True):
         self.fields, self.cmvn = fields, cmvn
         self.on_the_fly = OnTheFlyFeatures(extractor(features))
 
-    def __call__(self, cuts: CutSet) -> Batch:
+    def __call__(self, cuts: CutSet, rng: random.Random | None = None) -> Batch:
         # Sort by duration so the ragged batch packs; lhotse's collation pads to the longest.
         cuts = cuts.sort_by_duration(ascending=False)
         if all(c.has_features for c in cuts):
@@ -122,7 +126,7 @@ class SpeechCollator:
         if self.cmvn:
             feats = utterance_cmvn(feats, lens)
         batch = Batch(ids=[c.id for c in cuts], speech=feats, speech_lengths=lens)
-        _tokenize([text_row(c) for c in cuts], self.fields, batch)
+        _tokenize([text_row(c) for c in cuts], self.fields, batch, rng)
         return batch
 
 
@@ -132,10 +136,10 @@ class TextCollator:
     def __init__(self, fields: dict[str, FieldSpec]):
         self.fields = fields
 
-    def __call__(self, examples: list[TextExample]) -> Batch:
+    def __call__(self, examples: list[TextExample], rng: random.Random | None = None) -> Batch:
         rows = [e.custom["row"] for e in examples]
         batch = Batch(ids=[r["id"] for r in rows])
-        _tokenize(rows, self.fields, batch)
+        _tokenize(rows, self.fields, batch, rng)
         return batch
 
 

@@ -40,6 +40,11 @@ class DataConfig:
     limit_dev: int | None = bounded(None, ge=1)
     limit_test: int | None = bounded(None, ge=1)  # first N test utterances (tests, quick looks)
     num_buckets: int = bounded(10, ge=1)
+    # training batches collated ahead in this many worker processes; 0: in the training
+    # process, between steps. None: 1 on a GPU, 0 on a CPU, where the step has every core:
+    # there a worker slowed an epoch by 10-17%, collating in between by 0-2%
+    # (bench/input_pipeline.py)
+    workers: int | None = bounded(None, ge=0)
 
     def __post_init__(self) -> None:
         limits = {}

@@ -28,7 +28,9 @@ from peerseq.tokens import BOS, EOS, PAD, UNK
 class Tokenizer(Protocol):
     vocab_size: int
 
-    def encode(self, text: str, sample: bool = False) -> list[int]: ...
+    def encode(
+        self, text: str, sample: bool = False, rng: random.Random | None = None
+    ) -> list[int]: ...
 
     def decode(self, ids: list[int]) -> str: ...
 
@@ -49,7 +51,9 @@ class CharTokenizer:
         text = "".join(ch if ch in self.index else " " for ch in text.upper())
         return re.sub(r" +", " ", text).strip()
 
-    def encode(self, text: str, sample: bool = False) -> list[int]:
+    def encode(
+        self, text: str, sample: bool = False, rng: random.Random | None = None
+    ) -> list[int]:
         return [self.index[ch] for ch in self.normalize(text)]
 
     def decode(self, ids: list[int]) -> str:
@@ -64,9 +68,10 @@ class SentencePieceTokenizer:
     2018) for training, `sample=False` gives the deterministic best one for evaluation.
 
     Sampling is Kudo's l-best form: one of the `nbest` best segmentations, drawn with
-    probability proportional to P(x)^alpha by Python's `random`. sentencepiece's own sampler
-    is not used because its generator is thread-local and cannot be re-seeded or saved, so a
-    resumed run could not draw the same segmentations; Python's random state is checkpointed.
+    probability proportional to P(x)^alpha by `rng` (a random.Random; Python's `random` when
+    None). sentencepiece's own sampler is not used because its generator is thread-local and
+    cannot be re-seeded or saved, so a resumed run could not draw the same segmentations; the
+    training loop gives every batch its own generator, seeded by (seed, epoch, batch index).
     """
 
     def __init__(self, model_proto: bytes, alpha: float = 0.1, nbest: int = 64):
@@ -76,7 +81,9 @@ class SentencePieceTokenizer:
         self.vocab_size = self.sp.get_piece_size()
         self.piece_scores = [self.sp.get_score(i) for i in range(self.vocab_size)]
 
-    def encode(self, text: str, sample: bool = False) -> list[int]:
+    def encode(
+        self, text: str, sample: bool = False, rng: random.Random | None = None
+    ) -> list[int]:
         if not sample:
             return self.sp.encode(text)
         candidates = self.sp.nbest_encode_as_ids(text, self.nbest)
@@ -85,7 +92,7 @@ class SentencePieceTokenizer:
         scores = [sum(self.piece_scores[i] for i in c) for c in candidates]  # log P(x)
         top = max(scores)
         weights = [math.exp(self.alpha * (s - top)) for s in scores]
-        return random.choices(candidates, weights=weights)[0]
+        return (rng or random).choices(candidates, weights=weights)[0]
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i > 3])

@@ -15,6 +15,7 @@ from peerseq.data.batching import Batch
 from peerseq.data.tokenizers import CharTokenizer
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.experiment import DecodeConfig
+from peerseq.models.output import SeqOutput
 from peerseq.search.beam_search import beam_search
 from peerseq.search.ctc import ctc_greedy, ctc_prefix_beam_search
 
@@ -34,6 +35,40 @@ def max_len_a(peer: Peer, cfg: DecodeConfig) -> float:
 
 
 @torch.no_grad()
+def batch_hypotheses(
+    peer: Peer,
+    batch: Batch,
+    cfg: DecodeConfig,
+    k: int | None = None,
+    out: SeqOutput | None = None,
+) -> list[list[list[int]]]:
+    """Per utterance of a batch (on the model's device) its hypotheses as token-id lists, best
+    first; k=None: the 1-best as the peer is evaluated; k: up to k, the beam at least k. out:
+    the CTC model's eval-mode output for this batch when the caller has it (validation computes
+    it for the loss already), instead of running the model again. The model must be in eval
+    mode."""
+    model = unwrap(peer.model)
+    src, src_lengths = peer.inputs(batch)
+    beam = cfg.beam if k is None else max(cfg.beam, k)
+    if is_seq2seq(model):
+        hyps = beam_search(
+            model,
+            src,
+            src_lengths,
+            beam=beam,
+            k=k or 1,
+            max_len_a=max_len_a(peer, cfg),
+            max_len_b=cfg.max_len_b,
+            len_penalty=cfg.len_penalty,
+        )
+        return [[h.tokens for h in hs] for hs in hyps]
+    out = out if out is not None else model(src, src_lengths)
+    if k is None:
+        return [[seq] for seq in ctc_greedy(out.log_probs, out.lengths)]
+    kbest = ctc_prefix_beam_search(out.log_probs, out.lengths, beam=beam, k=k)
+    return [[toks for toks, _ in hs] for hs in kbest]
+
+
 def hypotheses(
     peer: Peer,
     batches: Iterable[Batch],
@@ -41,38 +76,30 @@ def hypotheses(
     device: torch.device,
     k: int | None = None,
 ) -> Iterator[tuple[Batch, list[list[list[int]]]]]:
-    """(batch on device, per utterance its hypotheses as token-id lists, best first) for every
-    batch. k=None: the 1-best as the peer is evaluated; k: up to k hypotheses, the beam at
-    least k. The model is in eval mode meanwhile and put back as it was."""
+    """(batch on device, batch_hypotheses of it) for every batch. The model is in eval mode
+    meanwhile and put back as it was."""
     model = unwrap(peer.model)
     was_training = model.training
     model.eval()
-    beam = cfg.beam if k is None else max(cfg.beam, k)
     try:
         for batch in batches:
             batch = batch.to(device)
-            src, src_lengths = peer.inputs(batch)
-            if is_seq2seq(model):
-                hyps = beam_search(
-                    model,
-                    src,
-                    src_lengths,
-                    beam=beam,
-                    k=k or 1,
-                    max_len_a=max_len_a(peer, cfg),
-                    max_len_b=cfg.max_len_b,
-                    len_penalty=cfg.len_penalty,
-                )
-                yield batch, [[h.tokens for h in hs] for hs in hyps]
-                continue
-            out = model(src, src_lengths)
-            if k is None:
-                yield batch, [[seq] for seq in ctc_greedy(out.log_probs, out.lengths)]
-            else:
-                kbest = ctc_prefix_beam_search(out.log_probs, out.lengths, beam=beam, k=k)
-                yield batch, [[toks for toks, _ in hs] for hs in kbest]
+            yield batch, batch_hypotheses(peer, batch, cfg, k)
     finally:
         model.train(was_training)
+
+
+def add_1best(
+    decoded: Decoded, batch: Batch, hyps: list[list[list[int]]], tokenizer, column: str
+) -> None:
+    """Append a batch's 1-best texts and the references of `column` to decoded (CTC
+    references normalised the way the character tokenizer sees text)."""
+    refs = batch.texts[column]
+    if isinstance(tokenizer, CharTokenizer):
+        refs = [tokenizer.normalize(r) for r in refs]
+    decoded.ids += batch.ids
+    decoded.hyps += [tokenizer.decode(hs[0] if hs else []) for hs in hyps]
+    decoded.refs += refs
 
 
 def decode_peer(
@@ -83,14 +110,8 @@ def decode_peer(
     cfg: DecodeConfig,
     device: torch.device,
 ) -> Decoded:
-    """The peer's 1-best text for every utterance, with the references of `column` (CTC
-    references normalised the way the character tokenizer sees text)."""
+    """The peer's 1-best text for every utterance, with the references of `column`."""
     out = Decoded([], [], [])
     for batch, hyps in hypotheses(peer, batches, cfg, device):
-        refs = batch.texts[column]
-        if isinstance(tokenizer, CharTokenizer):
-            refs = [tokenizer.normalize(r) for r in refs]
-        out.ids += batch.ids
-        out.hyps += [tokenizer.decode(hs[0] if hs else []) for hs in hyps]
-        out.refs += refs
+        add_1best(out, batch, hyps, tokenizer, column)
     return out

@@ -6,6 +6,10 @@ hand. The file's text names the holder (pid, host, start time, command) for the 
 run gets; the text is advice, the flock is the lock. flock is advisory and local to a machine
 (on NFS it may not exclude a writer on another host): this guards against a user's mistakes, two
 jobs started into one `out_dir`, not against a hostile process.
+
+A forked child (a DataLoader worker) would share the parent's flock through the inherited
+descriptor and keep a killed run's directory locked until it noticed; children therefore close
+the descriptors of the locks their parent holds, at once after the fork.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import socket
 import sys
 import time
+import weakref
 from pathlib import Path
 
 from peerseq.errors import PeerseqError
@@ -25,6 +30,19 @@ except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None
 
 LOCK_NAME = ".lock"
+_held: weakref.WeakSet[RunLock] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """After fork, in the child: the parent's locks are the parent's."""
+    for lock in list(_held):
+        if lock.fd is not None:
+            os.close(lock.fd)
+            lock.fd = None
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class RunLock:
@@ -57,12 +75,14 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         self.fd = fd
+        _held.add(self)
         return self
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+        _held.discard(self)
 
     def __del__(self) -> None:  # a Trainer built but never fit, then dropped
         try:

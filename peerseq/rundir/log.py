@@ -36,6 +36,7 @@ class RunLogger:
         self.total = total_steps
         self.console = Console(width=max(Console().width, 130))
         self.start = time.time()
+        self.valid_total = 0.0  # seconds spent validating since start
         self.utts = 0
         self.lines = 0
         if enabled:
@@ -61,6 +62,17 @@ class RunLogger:
         for k, v in values.items():
             if isinstance(v, int | float):
                 self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def validated(self, seconds: float) -> dict[str, float]:
+        """Count a validation of `seconds` -> what its dev record says of the time: this
+        validation's seconds, and the share of this process's training time (since it started
+        or resumed) spent validating."""
+        self.valid_total += seconds
+        elapsed = max(time.time() - self.start, seconds, 1e-9)
+        return {
+            "valid_seconds": round(seconds, 2),
+            "valid_share": round(self.valid_total / elapsed, 4),
+        }
 
     def progress(self, step: int, epoch: int, terms: dict[str, float], utts: int) -> None:
         """One console line: step, epoch, loss terms, weights, throughput, ETA."""
