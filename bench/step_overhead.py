@@ -144,10 +144,10 @@ MLKD_TASKS = {
 }
 
 
-def mlkd_method(name: str, n_batches: int):
-    """One of MLKD_TASKS -> (peers, links, joint, opt, batches); Teacher A is replaced by the
-    cached stand-in (its transcripts are the batch's references)."""
-    config, keep = MLKD_TASKS[name]
+def mlkd_method(name: str, n_batches: int, table: dict | None = None):
+    """One of MLKD_TASKS (or of table) -> (peers, links, joint, opt, batches); Teacher A as a
+    link's source is replaced by the cached stand-in (its transcripts are the references)."""
+    config, keep = (table or MLKD_TASKS)[name]
     exp = load_config(
         Experiment,
         MLKD_RECIPE / config,

@@ -1,6 +1,6 @@
 """One training step of peerseq's ST Transformer against a plain-PyTorch reference, interleaved.
 
-    python bench/train_step.py [--rounds 7] [--threads 2]
+    python bench/train_step.py [--rounds 7] [--threads 2] [--no-recipes]
 
 The step (issue 16): 2 x Conv1d (kernel 5, stride 2, GLU) front-end, 6 encoder + 3 decoder
 pre-norm layers, d 256, 4 heads, ffn 1024, vocabulary 1000, dropout 0.1 (after positions, on
@@ -16,7 +16,9 @@ evenly; a model's time is the median of its rounds. FLOPs of one step are counte
 torch.utils.flop_counter (the same for both, up to the loss); the machine's fp32 matmul peak is
 measured in the same run (the best of several 2048 x 2048 products). Prints one JSON line:
 speedup_vs_reference (reference ms per GFLOP / peerseq ms per GFLOP), both times, both
-FLOP counts and peerseq's share of the peak.
+FLOP counts and peerseq's share of the peak; and under "recipes" the ms per training step of
+every recipe's model at `small`, beside its plain-PyTorch equivalent where one exists
+(bench/recipe_steps.py: which, and how they are built).
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds of each (after a warm-up)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-recipes", action="store_true", help="the ST step only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -155,6 +158,11 @@ def main() -> None:
     peak = matmul_peak()
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
     per_flop = {k: ms[k] / flops[k] for k in runs}
+    recipes = {}
+    if not args.no_recipes:
+        from recipe_steps import recipe_table  # the bench folder is on sys.path
+
+        recipes = {"recipes": recipe_table(rounds=max(3, args.rounds // 2))}
     print(
         json.dumps(
             {
@@ -170,6 +178,7 @@ def main() -> None:
                 "threads": args.threads,
                 "rounds": args.rounds,
             }
+            | recipes
         )
     )
 

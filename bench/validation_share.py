@@ -40,7 +40,10 @@ from peerseq.rundir.log import read_metrics  # noqa: E402
 from peerseq.train import train  # noqa: E402
 
 # dev as large as the recipes' limit_dev: a tiny dev split makes tiny batches, slower per utterance
-FSDD = ("fsdd-connected-300-200", "{name: fsdd-connected, sizes: {train: 300, dev: 200, test: 20}}")
+FSDD = (
+    "fsdd-connected-300-200",
+    "{name: fsdd-connected, sizes: {train: 300, dev: 200, test: 20}}",
+)
 M30K = ("multi30k-text-1000", "{name: multi30k, limit: 1000, vocab_size: 4000}")
 M30KS = ("multi30k-speech-300", "{name: multi30k-speech, limit: 300, vocab_size: 1000}")
 # name -> (config, small copy of its corpus, how to prepare the copy)

@@ -79,3 +79,21 @@ def test_sinusoidal_positions_values():
     torch.testing.assert_close(pe[3, 0], torch.tensor(math.sin(3.0)))
     with pytest.raises(ValueError):
         sinusoidal_positions(5, 7)
+
+
+def test_conv2d_subsampler_first_convolution_is_the_same_convolution():
+    """On a CPU the one-channel convolution runs on torch's own kernel: the output and the
+    weight gradient are nn.Conv2d's (oneDNN's), within 1e-5."""
+    torch.manual_seed(0)
+    sub = Conv2dSubsampler(40, 16, channels=8).eval()  # no dropout; gradients all the same
+    x, lengths = torch.randn(3, 50, 40), torch.tensor([50, 41, 30])
+    ours, _ = sub(x, lengths)
+    ours.square().sum().backward()
+    grad = sub.conv[0].weight.grad.clone()
+    sub.zero_grad()
+    conv = sub.conv(x.unsqueeze(1))
+    b, c, t, f = conv.shape
+    ref = sub.pos(sub.proj(conv.transpose(1, 2).reshape(b, t, c * f)))
+    ref.square().sum().backward()
+    assert float((ours - ref).abs().max()) <= 1e-5
+    assert float((grad - sub.conv[0].weight.grad).abs().max()) <= 1e-4 * float(grad.abs().max())
