@@ -4,9 +4,9 @@
 
 Each recipe's main config is trained for one epoch by `peerseq.train.train` (the real loop,
 torch on 2 threads) on the small copy of its corpus that the other benches use (prepared once
-under exp/data), validating on that copy's whole dev split (for fsdd-connected a copy with 200 dev utterances,
-the recipes' limit_dev: a dev split of 20 comes in batches of two or three, slower per
-utterance). The run's metrics.jsonl gives the
+under exp/data), validating on that copy's whole dev split (for fsdd-connected a copy with
+200 dev utterances, the recipes' limit_dev: a dev split of 20 comes in batches of two or three,
+slower per utterance). The run's metrics.jsonl gives the
 seconds of the validations (`valid_seconds`) and of the run (`valid_share`); both are per
 utterance, so they scale to the recipe's own sizes: an epoch of `limit_train` utterances and,
 per validation, `limit_dev` dev utterances (one validation an epoch, or one every
