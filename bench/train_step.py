@@ -15,7 +15,8 @@ The rounds alternate the two models in one process so that a shared machine's lo
 evenly; a model's time is the median of its rounds. FLOPs of one step are counted with
 torch.utils.flop_counter (the same for both, up to the loss); the machine's fp32 matmul peak is
 measured in the same run (the best of several 2048 x 2048 products). Prints one JSON line:
-speedup_vs_reference (reference ms per GFLOP / peerseq ms per GFLOP), both times, both
+speedup_vs_reference (reference ms per GFLOP / peerseq ms per GFLOP; the median over rounds of
+each round's ratio), both times (medians), both
 FLOP counts and peerseq's share of the peak; and under "recipes" the ms per training step of
 every recipe's model at `small`, beside its plain-PyTorch equivalent where one exists
 (bench/recipe_steps.py: which, and how they are built).
@@ -157,7 +158,12 @@ def main() -> None:
             times[k].append(time.perf_counter() - t0)
     peak = matmul_peak()
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    per_flop = {k: ms[k] / flops[k] for k in runs}
+    # each round's two steps ran back to back: the median of the rounds' ratios is steadier on
+    # a shared machine than the ratio of the two medians
+    ratios = [
+        (r / flops["reference"]) / (o / flops["peerseq"])
+        for o, r in zip(times["peerseq"], times["reference"], strict=True)
+    ]
     recipes = {}
     if not args.no_recipes:
         from recipe_steps import recipe_table  # the bench folder is on sys.path
@@ -166,7 +172,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "speedup_vs_reference": round(per_flop["reference"] / per_flop["peerseq"], 3),
+                "speedup_vs_reference": round(statistics.median(ratios), 3),
                 "peerseq_ms": round(ms["peerseq"], 1),
                 "reference_ms": round(ms["reference"], 1),
                 "peerseq_gflop": round(flops["peerseq"] / 1e9, 2),

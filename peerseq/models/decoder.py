@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from peerseq.models.dropout import Dropout
-from peerseq.models.encoders import FeedForward, MultiHeadAttention
+from peerseq.models.encoders import MultiHeadAttention
+from peerseq.models.feedforward import FeedForward
 from peerseq.models.frontends import TokenEmbedding
 from peerseq.models.incremental import Memory
 

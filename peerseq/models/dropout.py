@@ -19,15 +19,29 @@ from torch import nn
 _LANES = 65536  # 16-bit lanes: the resolution of the drop probability
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device=None) -> torch.Tensor:
-    """bool tensor of `shape`, True with probability 1 - round(p * 65536) / 65536."""
+def _lanes(shape: torch.Size | tuple[int, ...], device=None) -> torch.Tensor:
+    """int16 lanes uniform over -32768 .. 32767, one per element of shape (flat)."""
     n = 1
     for s in shape:
         n *= s
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(2**63), None)  # every bit uniform (the default range leaves the top bit 0)
-    lanes = words.view(torch.int16)[:n]  # signed: uniform over -32768 .. 32767
-    return (lanes >= round(p * _LANES) - _LANES // 2).view(shape)
+    return words.view(torch.int16)[:n]
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device=None) -> torch.Tensor:
+    """bool tensor of `shape`, True with probability 1 - round(p * 65536) / 65536."""
+    return (_lanes(shape, device) >= round(p * _LANES) - _LANES // 2).view(shape)
+
+
+def drop_mask(shape: torch.Size | tuple[int, ...], p: float, device=None) -> torch.Tensor:
+    """~keep_mask(shape, p) from the same draws, in one pass: True where an element is dropped."""
+    return (_lanes(shape, device) < round(p * _LANES) - _LANES // 2).view(shape)
+
+
+def kept_scale(p: float) -> float:
+    """1 / P(keep): what keep_mask's kept values are multiplied by."""
+    return 1.0 / (1.0 - round(p * _LANES) / _LANES)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -36,8 +50,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or not 0.0 < p < 1.0:
         return F.dropout(x, p, training)
-    kept = 1.0 - round(p * _LANES) / _LANES
-    scale = torch.tensor(1.0 / kept, dtype=x.dtype)
+    scale = torch.tensor(kept_scale(p), dtype=x.dtype)
     # a float mask (scale or 0) computed without grad: autograd's backward is one product. The
     # bool -> float conversion goes through uint8, which torch vectorises (3x faster than bool's)
     mask = keep_mask(x.shape, p, x.device).view(torch.uint8).to(x.dtype).mul_(scale)

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from peerseq.models.dropout import Dropout
-from peerseq.models.encoders import FeedForward, MultiHeadAttention, TransformerEncoderLayer
+from peerseq.models.encoders import MultiHeadAttention, TransformerEncoderLayer
+from peerseq.models.feedforward import FeedForward
 from peerseq.models.frontends import TokenEmbedding
 from peerseq.models.output import SeqOutput, lengths_to_mask
 

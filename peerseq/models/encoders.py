@@ -3,7 +3,8 @@
 Inputs already carry positions (added by the front-end, see frontends.py). Outputs are zero on
 padded frames, so CTC heads, poolings and L2 links never read garbage there.
 
-MultiHeadAttention and FeedForward are shared with the Transformer decoder (decoder.py).
+MultiHeadAttention and FeedForward (feedforward.py) are shared with the Transformer decoder
+(decoder.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from peerseq.models.dropout import Dropout, dropout
+from peerseq.models.feedforward import FeedForward
 from peerseq.models.output import lengths_to_mask
 
 
@@ -105,15 +107,6 @@ def attention_with_dropout(
     if mask is not None:
         scores = scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
     return torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v)
-
-
-class FeedForward(nn.Sequential):
-    """[B, T, D] -> Linear(D, ffn) -> activation -> dropout -> Linear(ffn, D) -> [B, T, D]."""
-
-    def __init__(self, d_model: int, ffn: int, dropout: float = 0.1, activation: type = nn.ReLU):
-        super().__init__(
-            nn.Linear(d_model, ffn), activation(), Dropout(dropout), nn.Linear(ffn, d_model)
-        )
 
 
 def key_padding_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
