@@ -64,7 +64,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     from peerseq.metrics.score import score
     from peerseq.runs import decode_split, load_run
 
-    run = load_run(args.run, args.weights)
+    run = load_run(args.run, args.weights, data=args.data)
     decoded = decode_split(run, args.peer, args.split, args.beam)
     out = Path(args.out or RunDir(run.dir).decode / f"{args.peer}.{args.split}.hyp")
     jsonl = write_outputs(decoded, out)
@@ -81,10 +81,20 @@ def cmd_export(args: argparse.Namespace) -> None:
     rec = export_peer(args.run, args.peer, args.out, args.weights)
     left = f"; left out: {', '.join(rec['left_out'])}" if rec["left_out"] else ""
     print(f"exported peer '{args.peer}' ({rec['parameters']:,} parameters) to {args.out}{left}")
-    if args.evaluate:  # in the same process: the export scored as `peerseq evaluate` would
-        cmd_evaluate(argparse.Namespace(run=args.out, split=args.evaluate, weights="best"))
+    if args.evaluate:  # in the same process: the export scored as `peerseq evaluate` would,
+        from peerseq.runs import run_corpus  # on the corpus of the run it came from
+
+        cmd_evaluate(
+            argparse.Namespace(
+                run=args.out, split=args.evaluate, weights="best", data=run_corpus(args.run)
+            )
+        )
     else:
-        print(f"decode it like any run: peerseq decode {args.out} --peer {args.peer} --split test")
+        verb = "transcribe" if rec.get("reads") == "speech" else "translate"
+        print(
+            f"use it: peerseq {verb} {args.out} ...; score it: peerseq evaluate {args.out} "
+            "--data PREPARED_CORPUS --split test"
+        )
 
 
 def _run_peer(text: str) -> tuple[str, str]:
@@ -113,10 +123,53 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from peerseq.report.tables import print_scores
     from peerseq.runs import evaluate_run, load_run
 
-    run = load_run(args.run, args.weights)
+    run = load_run(args.run, args.weights, data=getattr(args, "data", None))
     scores = evaluate_run(run, args.split)
     print_scores(scores, title=f"{args.run} ({args.split}, {args.weights} weights)")
     print(f"wrote {RunDir(run.dir).scores(args.split)}")
+
+
+def _print_results(results, fmt: str) -> None:
+    import json
+
+    if fmt == "json":
+        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=1))
+        return
+    for r in results:
+        print(f"{r.source}\t{r.text}")
+
+
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    from peerseq.inference import load
+
+    model = load(args.model, args.peer, args.weights)
+    _print_results(model.transcribe(args.audio, args.batch_size, args.beam), args.format)
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from peerseq.inference import load
+
+    model = load(args.model, args.peer, args.weights)
+    texts = list(args.text or [])
+    if args.text_file:
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise PeerseqError(f"--text-file {path}: no such file")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    if model.reads_speech:
+        if texts or not args.audio:
+            raise PeerseqError(
+                f"{args.model}: peer '{model.name}' translates speech: give audio files or "
+                "folders, not --text"
+            )
+        inputs = args.audio
+    else:
+        if args.audio or not texts:
+            raise PeerseqError(
+                f"{args.model}: peer '{model.name}' translates text: give --text or --text-file"
+            )
+        inputs = texts
+    _print_results(model.translate(inputs, args.batch_size, args.beam), args.format)
 
 
 def cmd_average(args: argparse.Namespace) -> None:
@@ -235,8 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--peer", required=True)
             q.add_argument("--beam", type=int)
             q.add_argument("--out", help="hypotheses file (default RUN/decode/PEER.SPLIT.hyp)")
-        q.add_argument("--split", default="test")
-        q.add_argument("--weights", default="best", choices=WEIGHTS)
+        q.add_argument("--split", default="test", help="split of the corpus (default: test)")
+        q.add_argument("--weights", default="best", choices=WEIGHTS, help="default: best")
+        q.add_argument(
+            "--data",
+            help="another prepared corpus (its tokenizers must be the run's; default: the run's)",
+        )
         q.set_defaults(func=cmd_decode if name == "decode" else cmd_evaluate)
 
     pcas = sub.add_parser("cascade", help="cascade ST: one run's ASR 1-best -> another's MT")
@@ -255,6 +312,25 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--weights", default="best", choices=WEIGHTS)
     pe.add_argument("--evaluate", metavar="SPLIT", help="then score the export on SPLIT")
     pe.set_defaults(func=cmd_export)
+
+    for name, helptext in (
+        ("transcribe", "run a speech model on audio files or folders"),
+        ("translate", "run a translation model on audio (ST) or sentences (MT)"),
+    ):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("model", help="an export (peerseq export) or a run directory")
+        q.add_argument(
+            "audio", nargs="*" if name == "translate" else "+", help="audio files or folders"
+        )
+        if name == "translate":
+            q.add_argument("--text", action="append", help="a sentence (repeatable)")
+            q.add_argument("--text-file", help="one sentence per line")
+        q.add_argument("--peer", help="the peer of a run with several (default: its only one)")
+        q.add_argument("--weights", default="best", choices=WEIGHTS, help="default: best")
+        q.add_argument("--format", default="text", choices=("text", "json"), help="default: text")
+        q.add_argument("--beam", type=int, help="beam width (default: the model's decode.beam)")
+        q.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default 16)")
+        q.set_defaults(func=cmd_transcribe if name == "transcribe" else cmd_translate)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")
     pa.add_argument("run")

@@ -1,11 +1,16 @@
 """`peerseq export RUN --peer seq --out DIR`: one peer of a trained run as a standalone model.
 
 The export is itself a one-peer run directory (config.yaml + best/model.PEER.safetensors), so
-every command that reads runs (decode, evaluate, cascade) reads it unchanged. Everything the
-peer did not own is left behind: the other peers, the links, teachers, and EM-Network's
-auxiliary network, which exists only for training (paper 002, 2.2: "the auxiliary network is
-removed during the inference"). Modules the peer shared with another (model.share, same_as)
-become its own. Tokenizers and CMVN statistics stay in the prepared corpus the config names.
+every command that reads runs (decode, evaluate, cascade, transcribe, translate) reads it
+unchanged. Everything the peer did not own is left behind: the other peers, the links, teachers,
+and EM-Network's auxiliary network, which exists only for training (paper 002, 2.2: "the
+auxiliary network is removed during the inference"). Modules the peer shared with another
+(model.share, same_as) become its own.
+
+It is self-contained: its tokenizers are copied into DIR/tokenizers/ and its config names DIR
+itself as the corpus (data.corpus "."; DIR/corpus.json says what it was exported from), and the
+features are named in the config (kind, per-utterance CMVN: no statistics to carry). Copied to
+another machine it runs as it is. DIR/README.md is its model card.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 from peerseq.config import save_config
 from peerseq.errors import PeerseqError
-from peerseq.files import atomic_write_text
+from peerseq.files import atomic_write_bytes, atomic_write_text
 from peerseq.metrics.cost import count_parameters
 from peerseq.rundir.layout import RunDir, weights_file
 from peerseq.rundir.weights import save_weights
@@ -52,7 +57,7 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
         out_dir=str(out),
         peers={peer: peer_cfg},
         links=[],
-        data=dataclasses.replace(run.exp.data, corpus=str(Path(run.exp.data.corpus).resolve())),
+        data=dataclasses.replace(run.exp.data, corpus=".", prepare={}),
         train=dataclasses.replace(run.exp.train, early_stop_peer=None),
     )
     fields = {f for f in (peer_cfg.reads, peer_cfg.predicts) if f != "speech"}
@@ -61,12 +66,74 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
     layout.best.mkdir(parents=True, exist_ok=True)
     save_config(exp, layout.config)
     save_weights(weights_file(layout.best, peer), p.model.state_dict())
+    corpus = Path(run.exp.data.corpus)
+    for name in sorted({f.tokenizer for f in exp.data.fields.values()}):
+        for src in (corpus / "tokenizers").glob(f"{name}.*"):
+            (out / "tokenizers").mkdir(exist_ok=True)
+            atomic_write_bytes(out / "tokenizers" / src.name, src.read_bytes())
+    meta = run.data.meta
+    atomic_write_text(
+        out / "corpus.json",
+        json.dumps(
+            {
+                "kind": meta["kind"],
+                "splits": [],
+                "name": meta.get("name"),
+                "exported_from": str(corpus),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     record = {
         "source": str(run.dir),
         "peer": peer,
         "weights": which,
         "parameters": count_parameters(p.model),
         "left_out": sorted(set(run.peers) - {peer}),
+        "reads": peer_cfg.reads,
     }
     atomic_write_text(layout.export_record, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "README.md", model_card(run, peer, exp, record))
     return record
+
+
+def model_card(run, peer: str, exp, record: dict) -> str:
+    """A short README for the export: what it is, what it was trained on, how it scored, and
+    the commands that use it."""
+    cfg = exp.peers[peer]
+    model = cfg.model
+    meta = run.data.meta
+    lines = [
+        f"# {peer}: {model.preset} ({model.size})",
+        "",
+        f"Exported by `peerseq export {record['source']} --peer {peer} --weights "
+        f"{record['weights']}`: {record['parameters']:,} parameters; reads "
+        f"{cfg.reads}, predicts {exp.data.fields[cfg.predicts].column}"
+        f" ({'CTC' if cfg.loss == 'ctc' else 'encoder-decoder'}).",
+        "",
+        "## Training data",
+        "",
+        f"Corpus `{meta.get('name')}` ({run.exp.data.corpus}), split `{run.exp.data.train_split}`"
+        + (f", first {run.exp.data.limit_train} utterances" if run.exp.data.limit_train else "")
+        + f"; features {exp.data.features}, per-utterance CMVN {exp.data.cmvn}.",
+        "",
+        "## Scores",
+        "",
+    ]
+    layout = RunDir(run.dir)
+    scores = []
+    if layout.best_record.is_file():
+        b = json.loads(layout.best_record.read_text())
+        scores.append(f"- best dev {b['peer']}/{b['metric']} {b['value']:.2f} at step {b['step']}")
+    for path in sorted(layout.eval.glob("*.json")) if layout.eval.is_dir() else []:
+        got = json.loads(path.read_text()).get(peer)
+        if isinstance(got, dict) and "score" in got:
+            scores.append(
+                f"- {path.stem}: {got['metric']} {got['score']:.2f} ({got.get('n', '?')} items)"
+            )
+    lines += scores or ["- none recorded in the run"]
+    verb = "transcribe" if cfg.reads == "speech" and cfg.loss == "ctc" else "translate"
+    arg = "AUDIO_OR_FOLDER" if cfg.reads == "speech" else '--text "a sentence"'
+    lines += ["", "## Use", "", f"    peerseq {verb} THIS_FOLDER {arg}", ""]
+    return "\n".join(lines)

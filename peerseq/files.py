@@ -52,11 +52,46 @@ def atomic_dir(final: Path, replace: bool = True) -> Iterator[Path]:
         tmp.rename(final)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; mkstemp gives 0600
+
+
+def temp_beside(path: Path, suffix: str = "") -> tuple[int, str]:
+    """(fd, name) of a new temporary file in path's folder, for a write then an atomic rename,
+    with the permissions open() would give path (mkstemp's 0600 would make a copied export or
+    a shared run unreadable to others)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to path through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to path through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -94,7 +129,7 @@ def ensure_writable_dir(path: Path, what: str) -> None:
 def write_text(file: Path, text: str, atomic: bool = False) -> None:
     target = file
     if atomic:
-        fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+        fd, tmp = temp_beside(file, ".tmp")
         os.close(fd)
         file = Path(tmp)
     try:

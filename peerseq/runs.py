@@ -32,9 +32,64 @@ class Run:
     data: Data
     peers: dict[str, Peer]
     device: torch.device
+    weights: str = "best"  # which weights were loaded: best, last, averaged, or a checkpoint
 
 
-def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
+def corpus_of(run_dir: Path, corpus: str) -> Path:
+    """The prepared corpus a run's config names: an absolute path as it is; a relative one
+    inside the run directory (an export carries its own tokenizers: data.corpus is "."), else
+    from the working directory. Never prepared here: a missing corpus is an error."""
+    path = Path(corpus)
+    if path.is_absolute():
+        return path
+    for base in (run_dir, Path.cwd()):
+        if (base / path / "corpus.json").is_file():
+            return (base / path).resolve()
+    raise PeerseqError(
+        f"{run_dir}: its data.corpus {corpus} is not a prepared corpus relative to the run or to "
+        f"the working directory {Path.cwd()}; run from the folder it was trained in, or export "
+        "the peer (peerseq export) to get a model that carries what it needs"
+    )
+
+
+def run_corpus(run_dir: str | Path) -> Path:
+    """The prepared corpus a run was trained on (corpus_of its config's data.corpus)."""
+    run_dir = Path(run_dir)
+    return corpus_of(run_dir, load_config(Experiment, RunDir(run_dir).config, []).data.corpus)
+
+
+def source_corpus(run_dir: str | Path) -> Path | None:
+    """For an export, the corpus of the run it was exported from (to score it on that run's
+    splits); None for a run, which has its own."""
+    record = RunDir(run_dir).export_record
+    if not record.is_file():
+        return None
+    return run_corpus(json.loads(record.read_text())["source"])
+
+
+def check_tokenizers(own: Path, other: Path, names: set[str]) -> None:
+    """Refuse a corpus whose tokenizers differ from the run's: its token ids would name other
+    pieces, and every score would be wrong without any error."""
+    if not (other / "corpus.json").is_file():
+        raise PeerseqError(f"--data {other}: not a prepared corpus (no corpus.json)")
+    for name in sorted(names):
+        mine = sorted((own / "tokenizers").glob(f"{name}.*"))
+        theirs = sorted((other / "tokenizers").glob(f"{name}.*"))
+        if not theirs:
+            raise PeerseqError(f"--data {other}: no tokenizer '{name}', which the run uses")
+        if [p.read_bytes() for p in mine] != [p.read_bytes() for p in theirs]:
+            raise PeerseqError(
+                f"--data {other}: tokenizer '{name}' is not the one the run was trained with "
+                f"({own / 'tokenizers'}): prepare the corpus with that tokenizer, or evaluate on "
+                "a corpus prepared alike"
+            )
+
+
+def load_run(
+    run_dir: str | Path, which: str = "best", device: str = "auto", data: str | Path | None = None
+) -> Run:
+    """A run's peers with the chosen weights, on its own corpus or on `data` (another prepared
+    corpus, whose tokenizers must be the run's)."""
     run_dir = Path(run_dir)
     layout = RunDir(run_dir)
     if not layout.is_run():
@@ -44,6 +99,11 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
         peer_cfg.model.init_from = peer_cfg.model.init_encoder_from = (
             peer_cfg.model.init_decoder_from
         ) = None
+    own = corpus_of(run_dir, exp.data.corpus)
+    if data is not None:
+        check_tokenizers(own, Path(data).resolve(), {f.tokenizer for f in exp.data.fields.values()})
+        own = Path(data).resolve()
+    exp.data.corpus = str(own)
     data = Data(exp.data, exp.train.seed, speech=reads_speech(exp))
     peers = build_peers(exp, data)
     folder = weights_folder(run_dir, which)
@@ -54,7 +114,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
             raise PeerseqError(f"{folder}: no weights for peer '{name}' ({path.name})")
         peer.model.load_state_dict(load_weights(path))
         peer.model.to(dev).eval()
-    return Run(run_dir, exp, data, peers, dev)
+    return Run(run_dir, exp, data, peers, dev, which)
 
 
 def _peer(run: Run, name: str) -> Peer:
@@ -91,6 +151,8 @@ def evaluate_run(run: Run, split: str) -> dict[str, dict]:
             "score": value,
             "signature": signature,
             "n": len(decoded.ids),
+            "weights": run.weights,
+            "corpus": run.exp.data.corpus,
         }
         write_outputs(decoded, layout.hypotheses(name, split))
     layout.scores(split).write_text(json.dumps(out, indent=2) + "\n")

@@ -53,7 +53,9 @@ def test_export_drops_the_auxiliary_network_and_decodes_identically(em_run, tmp_
     assert (out / "eval" / "test.json").is_file() and (out / "eval" / "seq.test.jsonl").is_file()
     record = json.loads((out / "export.json").read_text())
     assert record["left_out"] == ["em"]
-    exported, trained = load_run(out), load_run(em_run)
+    trained = load_run(em_run)
+    # the export carries its tokenizers, not the corpus: splits come from the run's corpus
+    exported = load_run(out, data=trained.exp.data.corpus)
     assert list(exported.peers) == ["seq"] and exported.exp.links == []
     model = exported.peers["seq"].model
     # exactly a plain model's parameters: nothing of the auxiliary network is left

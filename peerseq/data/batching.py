@@ -115,16 +115,20 @@ class SpeechCollator:
         self.fields, self.cmvn = fields, cmvn
         self.on_the_fly = OnTheFlyFeatures(extractor(features))
 
-    def __call__(self, cuts: CutSet, rng: random.Random | None = None) -> Batch:
-        # Sort by duration so the ragged batch packs; lhotse's collation pads to the longest.
-        cuts = cuts.sort_by_duration(ascending=False)
+    def features(self, cuts: CutSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """cuts (in this order) -> features [B, T, F] float32 (stored ones, else computed from
+        the audio), CMVN'd if asked, and their lengths [B]. Also what inference runs on files."""
         if all(c.has_features for c in cuts):
             feats, lens = collate_features(cuts)
         else:
             feats, lens = self.on_the_fly(cuts)
         feats = feats.float()
-        if self.cmvn:
-            feats = utterance_cmvn(feats, lens)
+        return (utterance_cmvn(feats, lens) if self.cmvn else feats), lens
+
+    def __call__(self, cuts: CutSet, rng: random.Random | None = None) -> Batch:
+        # Sort by duration so the ragged batch packs; lhotse's collation pads to the longest.
+        cuts = cuts.sort_by_duration(ascending=False)
+        feats, lens = self.features(cuts)
         batch = Batch(ids=[c.id for c in cuts], speech=feats, speech_lengths=lens)
         _tokenize([text_row(c) for c in cuts], self.fields, batch, rng)
         return batch

@@ -16,7 +16,7 @@ from peerseq.files import atomic_write_text
 from peerseq.metrics.cost import count_parameters
 from peerseq.metrics.repetition import token_repetition_ratio
 from peerseq.rundir.layout import RunDir
-from peerseq.runs import load_run
+from peerseq.runs import load_run, source_corpus
 from peerseq.search.ctc import ctc_greedy
 
 
@@ -39,7 +39,7 @@ def cached(run_dir: Path, name: str, compute: Callable[[], object]) -> object | 
 def teacher_forced_argmax(run_dir: Path, peer: str = "seq") -> list[list[int]]:
     """The model's argmax at every target position of the test set under teacher forcing (paper
     002's Table 3 protocol: teacher forcing and greedy choice), end of sentence left out."""
-    run = load_run(run_dir, device="cpu")
+    run = load_run(run_dir, device="cpu", data=source_corpus(run_dir))
     seqs = []
     for batch in run.data.batches(run.exp.data.test_split):
         out = run.peers[peer].forward(batch)

@@ -165,11 +165,13 @@ def _train(train: TrainFn, config: Path, overrides: list[str], run: Path) -> str
     return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
 
 
-def _evaluate(run: Path) -> None:
+def _evaluate(run: Path, data: Path | None = None) -> None:
+    """Test scores of a run (or of an export, on `data`: the corpus of the run it came from)."""
     from peerseq.report.tables import print_scores
     from peerseq.runs import evaluate_run, load_run
 
-    print_scores(evaluate_run(load_run(run), "test"), title=f"{run} (test, best weights)")
+    scores = evaluate_run(load_run(run, data=data), "test")
+    print_scores(scores, title=f"{run} (test, best weights)")
 
 
 def _after_training(kind: str, run: Path, spec: dict) -> str | None:
@@ -186,7 +188,9 @@ def _after_training(kind: str, run: Path, spec: dict) -> str | None:
 
         shutil.rmtree(export, ignore_errors=True)
         export_peer(run, spec.get("export_peer", "seq"), export)
-        _evaluate(export)
+        from peerseq.runs import run_corpus
+
+        _evaluate(export, data=run_corpus(run))
         return "exported"
     return None
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from peerseq.errors import PeerseqError
-from peerseq.files import fsync_dir, fsync_file
+from peerseq.files import FILE_MODE, fsync_dir, fsync_file, temp_beside
 from peerseq.rundir.layout import weights_file
 
 _ALIASES_KEY = "peerseq.aliases"
@@ -70,13 +69,14 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
         tensors[name] = t.cpu()
     metadata = {"format": "pt", _ALIASES_KEY: json.dumps(aliases, sort_keys=True)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path, ".tmp")
     os.close(fd)
     try:
         try:
             save_file(tensors, tmp, metadata=metadata)
         except safetensors.SafetensorError as e:  # its I/O errors (a full disk) are not OSError
             raise OSError(errno.EIO, f"cannot write ({e})", str(path)) from None
+        os.chmod(tmp, FILE_MODE)  # safetensors writes its own file: 0600 otherwise
         fsync_file(Path(tmp))
         os.replace(tmp, path)
     except BaseException:

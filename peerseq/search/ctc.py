@@ -32,6 +32,24 @@ def ctc_greedy(
     return [best[i][keep[i]].tolist() for i in range(b)]
 
 
+def ctc_greedy_frames(
+    log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = BLANK
+) -> list[list[tuple[int, int]]]:
+    """ctc_greedy's tokens with the output frame where each begins: B lists of (token, frame)
+    (a token's time is its frame times the model's output frame period)."""
+    best = log_probs.argmax(dim=-1)  # [B, T]
+    b, t = best.shape
+    prev = torch.cat([best.new_full((b, 1), -1), best[:, :-1]], dim=1)
+    valid = torch.arange(t, device=best.device)[None, :] < lengths.to(best.device)[:, None]
+    keep = ((best != prev) & (best != blank) & valid).cpu()
+    best = best.cpu()
+    out = []
+    for i in range(b):
+        frames = keep[i].nonzero().flatten()
+        out.append(list(zip(best[i][frames].tolist(), frames.tolist(), strict=True)))
+    return out
+
+
 def ctc_prefix_beam_search(
     log_probs: torch.Tensor,
     lengths: torch.Tensor,

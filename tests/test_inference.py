@@ -1,0 +1,157 @@
+"""Using what was trained: a self-contained export moved to another folder transcribes audio
+files through the CLI and the Python API with the same output as the run it came from; a text
+model translates sentences; bad input exits 2 naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+import peerseq
+from peerseq.cli import main
+from peerseq.paths import bundled_data_dir
+from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.weights import load_weights, save_weights
+from peerseq.train import Trainer
+from peerseq.typed import from_dict
+from tests.engine.helpers import mt_experiment
+
+AUDIO = sorted((bundled_data_dir() / "fsdd" / "recordings").glob("*_george_*.wav"))[:5]
+
+
+@pytest.fixture(scope="module")
+def ctc_run(tmp_path_factory):
+    """A tiny CTC model trained 3 updates on FSDD digits (8 kHz recordings, resampled), whose
+    blank is then made unlikely so that it writes characters: the outputs compared below are
+    non-empty, not all-blank."""
+    from peerseq.experiment import Experiment
+
+    tmp = tmp_path_factory.mktemp("inference")
+    exp = from_dict(
+        Experiment,
+        {
+            "out_dir": str(tmp / "run"),
+            "data": {
+                "corpus": str(tmp / "fsdd"),
+                "prepare": {"name": "fsdd", "sizes": {"train": 40, "dev": 8, "test": 8}},
+                "fields": {"transcript": {"column": "transcript", "tokenizer": "chars"}},
+                "max_frames": 4000,
+            },
+            "peers": {
+                "asr": {
+                    "model": {"preset": "asr_transformer_ctc", "size": "tiny"},
+                    "reads": "speech",
+                    "predicts": "transcript",
+                    "loss": "ctc",
+                    "decode": {"metric": "cer"},
+                }
+            },
+            "train": {"max_steps": 3, "num_threads": 1, "seed": 1, "early_stop_peer": "asr"},
+        },
+    )
+    Trainer(exp).fit()
+    best = weights_file(RunDir(tmp / "run").best, "asr")
+    weights = load_weights(best)
+    weights["output_layer.bias"] = weights["output_layer.bias"].clone()
+    weights["output_layer.bias"][0] = -50.0  # blank never wins
+    save_weights(best, weights)
+    return tmp
+
+
+def test_a_moved_export_transcribes_as_the_run_does(ctc_run, tmp_path, capsys):
+    export = ctc_run / "export"
+    assert main(["export", str(ctc_run / "run"), "--peer", "asr", "--out", str(export)]) == 0
+    from_run = peerseq.load(ctc_run / "run").transcribe(AUDIO)
+    assert len(from_run) == len(AUDIO) and all(r.text for r in from_run)
+    # elsewhere, with the corpus it was trained on gone: the export carries what it needs
+    moved = tmp_path / "elsewhere" / "digits"
+    shutil.copytree(export, moved)
+    corpus, hidden = ctc_run / "fsdd", ctc_run / "fsdd-away"
+    corpus.rename(hidden)
+    try:
+        model = peerseq.load(moved)
+        api = model.transcribe(AUDIO, batch_size=2)
+        capsys.readouterr()
+        assert main(["transcribe", str(moved), *map(str, AUDIO)]) == 0
+        cli = capsys.readouterr().out.splitlines()
+        assert main(["transcribe", str(moved), str(AUDIO[0]), "--format", "json"]) == 0
+        as_json = json.loads(capsys.readouterr().out)
+    finally:
+        hidden.rename(corpus)
+    assert [r.text for r in api] == [r.text for r in from_run]
+    assert cli == [f"{p}\t{r.text}" for p, r in zip(AUDIO, api, strict=True)]
+    assert as_json[0]["text"] == api[0].text and as_json[0]["source"] == str(AUDIO[0])
+    starts = [t["start"] for t in as_json[0]["timings"]]
+    assert len(starts) == len(api[0].timings) > 0 and starts == sorted(starts)
+    assert 0 <= starts[-1] <= 1.5  # within the recording (FSDD digits last under a second)
+    # readable by others: not mkstemp's 0600
+    for f in (moved / "best").iterdir():
+        assert os.stat(f).st_mode & stat.S_IROTH
+    card = (moved / "README.md").read_text()
+    assert "peerseq transcribe" in card and "fsdd" in card
+
+
+def test_folders_are_searched_and_bad_input_is_named(ctc_run, tmp_path, capsys):
+    folder = tmp_path / "in" / "deep"
+    folder.mkdir(parents=True)
+    for p in AUDIO[:2]:
+        shutil.copy(p, folder / p.name)
+    (folder / "notes.txt").write_text("not audio")
+    got = peerseq.load(ctc_run / "run").transcribe(tmp_path / "in")
+    assert [Path(r.source).name for r in got] == [p.name for p in AUDIO[:2]]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF but not really")
+    capsys.readouterr()
+    assert main(["transcribe", str(ctc_run / "run"), str(bad)]) == 2
+    assert f"{bad}: not an audio file we can read" in capsys.readouterr().err
+    assert main(["transcribe", str(ctc_run / "run"), str(tmp_path / "missing.wav")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["translate", str(ctc_run / "run"), "--text", "one two"]) == 2
+    assert "translates speech" in capsys.readouterr().err
+
+
+def test_a_text_model_translates_sentences(tmp_path, capsys, m30k_32):
+    exp = mt_experiment(
+        tmp_path,
+        {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
+        corpus=m30k_32,
+    )
+    exp.peers["mt"].decode.max_len_b = 6
+    Trainer(exp).fit()
+    sentences = ["a man is riding a bike .", "two dogs play in the snow ."]
+    model = peerseq.load(tmp_path / "run")
+    got = model.translate(sentences)
+    assert [r.source for r in got] == sentences and all(isinstance(r.text, str) for r in got)
+    text_file = tmp_path / "in.txt"
+    text_file.write_text("\n".join(sentences) + "\n")
+    capsys.readouterr()
+    assert main(["translate", str(tmp_path / "run"), "--text-file", str(text_file)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{s}\t{r.text}" for s, r in zip(sentences, got, strict=True)
+    ]
+    with torch.no_grad():
+        assert main(["transcribe", str(tmp_path / "run"), str(AUDIO[0])]) == 2
+
+
+def test_evaluation_on_another_corpus_checks_its_tokenizers(tmp_path, capsys, m30k_32, m30k_64):
+    exp = mt_experiment(
+        tmp_path,
+        {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
+        corpus=m30k_32,
+    )
+    exp.peers["mt"].decode.max_len_b = 4
+    Trainer(exp).fit()
+    run = str(tmp_path / "run")
+    capsys.readouterr()
+    # m30k_64 was prepared with other vocabularies: its token ids mean other pieces
+    assert main(["evaluate", run, "--data", str(m30k_64), "--weights", "last"]) == 2
+    assert "tokenizer 'spm_de' is not the one the run was trained with" in capsys.readouterr().err
+    assert main(["evaluate", run, "--data", str(m30k_32), "--weights", "last"]) == 0
+    scores = json.loads((tmp_path / "run" / "eval" / "test.json").read_text())
+    assert scores["mt"]["weights"] == "last" and scores["mt"]["corpus"] == str(m30k_32)
