@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from peerseq import __version__
 from peerseq.errors import PeerseqError, describe
 from peerseq.rundir.layout import WEIGHTS, RunDir
 
@@ -175,7 +177,9 @@ def cmd_translate(args: argparse.Namespace) -> None:
 def cmd_average(args: argparse.Namespace) -> None:
     from peerseq.rundir.checkpoint import average_run
 
-    print(f"averaged weights in {average_run(args.run, args.last)}")
+    folder = average_run(args.run, args.last)
+    names = json.loads((folder / "from.json").read_text())
+    print(f"averaged {len(names)} checkpoints ({', '.join(names)}) into {folder}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -231,8 +235,18 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that says each option's default, where there is one to say."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peerseq", description=__doc__)
+    p.add_argument("--version", action="version", version=f"peerseq {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     pp = sub.add_parser("prepare", help="corpus -> lhotse manifests, tokenizers")
@@ -244,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pp.add_argument("--out", required=True, help="output directory")
     pp.add_argument("--src", type=Path, help="the corpus's source directory (default: bundled)")
-    pp.add_argument("--seed", type=int, default=1)
+    pp.add_argument("--seed", type=int, default=1, help="seed of synthesised corpora and splits")
     pp.add_argument("--limit", type=int, help="first N sentences of each split (multi30k*)")
     pp.add_argument(
         "--sizes",
@@ -253,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pp.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece (soft limit)")
     pp.add_argument("--split", default="train", help="split name of a user manifest")
-    pp.add_argument("--num-workers", type=int, default=2)
+    pp.add_argument("--num-workers", type=int, default=2, help="processes computing features")
     pp.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -285,11 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=helptext)
         q.add_argument("run", help="run directory (out_dir of the config)")
         if name == "decode":
-            q.add_argument("--peer", required=True)
-            q.add_argument("--beam", type=int)
+            q.add_argument("--peer", required=True, help="the peer to decode")
+            q.add_argument("--beam", type=int, help="beam width (default: the peer's decode.beam)")
             q.add_argument("--out", help="hypotheses file (default RUN/decode/PEER.SPLIT.hyp)")
-        q.add_argument("--split", default="test", help="split of the corpus (default: test)")
-        q.add_argument("--weights", default="best", choices=WEIGHTS, help="default: best")
+        q.add_argument("--split", default="test", help="split of the corpus")
+        q.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
         q.add_argument(
             "--data",
             help="another prepared corpus (its tokenizers must be the run's; default: the run's)",
@@ -300,16 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     pcas.add_argument("--asr", type=_run_peer, required=True, help="RUN_DIR:PEER that reads speech")
     pcas.add_argument("--mt", type=_run_peer, required=True, help="RUN_DIR:PEER that reads text")
     pcas.add_argument("--out", required=True, help="directory for cascade.SPLIT.{hyp,jsonl}")
-    pcas.add_argument("--split", default="test")
+    pcas.add_argument("--split", default="test", help="split of the corpus")
     pcas.add_argument("--beam", type=int, help="MT beam (default: the MT peer's decode.beam)")
-    pcas.add_argument("--weights", default="best", choices=WEIGHTS)
+    pcas.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
     pcas.set_defaults(func=cmd_cascade)
 
     pe = sub.add_parser("export", help="one peer as a standalone model (training parts dropped)")
     pe.add_argument("run", help="run directory")
     pe.add_argument("--peer", required=True, help="the peer to keep, e.g. seq")
     pe.add_argument("--out", required=True, help="new directory: a one-peer run")
-    pe.add_argument("--weights", default="best", choices=WEIGHTS)
+    pe.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
     pe.add_argument("--evaluate", metavar="SPLIT", help="then score the export on SPLIT")
     pe.set_defaults(func=cmd_export)
 
@@ -326,15 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--text", action="append", help="a sentence (repeatable)")
             q.add_argument("--text-file", help="one sentence per line")
         q.add_argument("--peer", help="the peer of a run with several (default: its only one)")
-        q.add_argument("--weights", default="best", choices=WEIGHTS, help="default: best")
-        q.add_argument("--format", default="text", choices=("text", "json"), help="default: text")
+        q.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
+        q.add_argument("--format", default="text", choices=("text", "json"), help="output format")
         q.add_argument("--beam", type=int, help="beam width (default: the model's decode.beam)")
-        q.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default 16)")
+        q.add_argument("--batch-size", type=int, default=16, help="inputs per batch")
         q.set_defaults(func=cmd_transcribe if name == "transcribe" else cmd_translate)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")
-    pa.add_argument("run")
-    pa.add_argument("--last", type=int, default=5)
+    pa.add_argument("run", help="run directory")
+    pa.add_argument("--last", type=int, default=5, help="how many of the newest checkpoints")
     pa.set_defaults(func=cmd_average)
 
     pr = sub.add_parser("report", help="a recipe's results page from its runs (recipe.yaml)")
@@ -374,9 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pq.set_defaults(func=cmd_reproduce)
 
-    pd = sub.add_parser("demo", help="prepare the bundled corpora and print their table")
-    pd.add_argument("--workdir", default="exp/demo")
+    pd = sub.add_parser(
+        "demo",
+        help="prepare the bundled corpora, then train and compare E2E and E2E+ML (a few minutes)",
+        description="Prepares every bundled corpus and prints their table, then runs paper 000's "
+        "recipe at demo size: it trains four models (ASR and MT pre-training, E2E ST, ST<->MT "
+        "mutual learning) on 300 synthesised multi30k-speech sentences and prints E2E against "
+        "E2E+ML test BLEU beside what chance gets. Demo-size models are far too small to be "
+        "useful: the point is the whole path, in minutes.",
+    )
+    pd.add_argument("--workdir", default="exp/demo", help="where the corpora and runs go")
     pd.set_defaults(func=cmd_demo)
+    for parser in sub.choices.values():  # every option's help says its default
+        parser.formatter_class = _Defaults
     return p
 
 

@@ -102,8 +102,13 @@ def test_cli_train_decode_evaluate_average(tmp_path, capsys, m30k_64):
     rows = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
     assert len(rows) == 64  # the test split
     assert [r["hyp"] for r in rows] == hyps and all(r["id"] and r["ref"] for r in rows)
+    capsys.readouterr()
+    assert main(["average", str(run), "--last", "3"]) == 2  # keep_last=2: never 2 said as 3
+    assert "--last 3, but the run kept 2 checkpoints" in capsys.readouterr().err
     assert main(["average", str(run), "--last", "2"]) == 0
+    assert "averaged 2 checkpoints (step-" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--weights", "averaged"]) == 0
+    assert json.loads((run / "eval" / "test.json").read_text())["mt"]["weights"] == "averaged"
     assert (run / "eval" / "test.json").is_file()
 
 

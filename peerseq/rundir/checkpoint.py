@@ -359,10 +359,21 @@ def peer_weights_file(spec: str, what: str = "init_from") -> Path:
 
 
 def average_run(run_dir: str | Path, last: int) -> Path:
-    """Mean of the last N checkpoints' weights for every peer -> RUN/averaged/."""
-    ckpts = list_checkpoints(run_dir)[-last:]
-    if not ckpts:
+    """Mean of the last N checkpoints' weights for every peer -> RUN/averaged/ (from.json names
+    them). Fewer than N kept is an error naming how many there are and train.keep_last, which
+    decides it: silently averaging fewer would report one thing and compute another."""
+    if last < 1:
+        raise PeerseqError(f"--last {last}: average at least 1 checkpoint")
+    kept = list_checkpoints(run_dir)
+    if not kept:
         raise PeerseqError(f"{run_dir}: no checkpoints to average")
+    if len(kept) < last:
+        raise PeerseqError(
+            f"{run_dir}: --last {last}, but the run kept {len(kept)} checkpoint"
+            f"{'s' * (len(kept) != 1)} ({', '.join(c.name for c in kept)}; train.keep_last "
+            f"decides how many): average --last {len(kept)}, or train with train.keep_last={last}"
+        )
+    ckpts = kept[-last:]
     folder = RunDir(run_dir).averaged
     # written beside and renamed when complete: a failure leaves the earlier averaged/ (or none)
     with atomic_dir(folder) as tmp:
