@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+import peerseq.training_console as console
 from peerseq.build import build_links, build_peers, check_method, reads_speech
 from peerseq.config import save_config
 from peerseq.data.loader import epoch_batches
@@ -35,6 +36,7 @@ from peerseq.engine.update import UPDATE_RULES
 from peerseq.errors import PeerseqError, describe
 from peerseq.experiment import Experiment
 from peerseq.files import atomic_dir, ensure_writable_dir
+from peerseq.losses.ctc import tally_infeasible
 from peerseq.run_state import State, load_state, non_finite, save_state, seed_everything
 from peerseq.rundir.checkpoint import (
     clean_leftovers,
@@ -270,6 +272,7 @@ class Trainer:
             state.since_best += 1
             if cfg.patience is not None and state.since_best >= cfg.patience:
                 state.done = True
+                self.log.say(console.early_stop_line(name, metric, cfg.patience, state))
 
     def _validate_and_save(self, log: RunLogger) -> None:
         """Validate and checkpoint, once per step: an epoch that ends on a validation step
@@ -290,7 +293,8 @@ class Trainer:
     def fit(self, resume: bool | None = None) -> State:
         """Train to the end; the run directory's lock is released however this ends."""
         try:
-            return self._fit(self.resume_requested if resume is None else resume)
+            with tally_infeasible() as self.infeasible:  # said once an epoch, not every step
+                return self._fit(self.resume_requested if resume is None else resume)
         except BaseException as e:
             if self.owns_group and not is_timeout(e):  # a peer that stopped answering would
                 self._leave_group(barrier=False)  # make the teardown wait for it
@@ -319,6 +323,7 @@ class Trainer:
             self.run_dir, self.dist.main, cfg.max_steps, keep, state.step, state.epoch
         )
         self._saved_step = state.step if resumed else None
+        log.say("\n".join(console.startup_summary(self)) if self.dist.main else "")
         if resumed:
             log.say(
                 f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * state.done)
@@ -346,7 +351,8 @@ class Trainer:
                 log.utts += len(batch)
                 self._count_skipped(log)
                 if state.step % cfg.log_every == 0:
-                    log.record("train", state.step, terms, state.epoch)
+                    rates = console.learning_rates(self.optimisers)
+                    log.record("train", state.step, terms | rates, state.epoch)
                     log.progress(state.step, state.epoch, _shown(terms), 0)
                 stop = state.done or bool(cfg.max_steps and state.step >= cfg.max_steps)
                 if stop or (cfg.valid_every and state.step % cfg.valid_every == 0):
@@ -362,6 +368,7 @@ class Trainer:
                 self.opt.epoch_end()  # per-epoch LR decay
                 state.epoch, state.micro = state.epoch + 1, 0
                 log.record("epoch", state.step, {}, state.epoch)  # updates per epoch, for schedules
+                log.say(console.infeasible_line(state.epoch, self.infeasible) or "")
                 state.done = state.done or state.epoch >= cfg.max_epochs
                 self._validate_and_save(log)
             batches.close()  # a run that stops mid-epoch ends its workers now

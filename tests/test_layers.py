@@ -21,7 +21,7 @@ LAYERS = [
     ["peerseq.engine"],
     ["peerseq.experiment"],
     ["peerseq.decoding"],
-    ["peerseq.build", "peerseq.run_state", "peerseq.validation"],
+    ["peerseq.build", "peerseq.run_state", "peerseq.validation", "peerseq.training_console"],
     ["peerseq.train", "peerseq.runs", "peerseq.export", "peerseq.inference"],
     ["peerseq.report"],
     ["peerseq.cli", "peerseq.demo", "peerseq.__main__", "peerseq"],

@@ -9,6 +9,9 @@ warned about, and `ctc_loss_detailed` hands their indices to a caller that wants
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -103,8 +106,44 @@ def reduce_rows(
     return total / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
+@dataclass
+class InfeasibleTally:
+    """Rows left out of CTC losses while tally_infeasible() is active (counted, not warned)."""
+
+    bad: int = 0
+    rows: int = 0
+    calls: int = 0
+
+    def take(self) -> tuple[int, int, int]:
+        """(bad, rows, calls) so far, and start counting again."""
+        got = (self.bad, self.rows, self.calls)
+        self.bad = self.rows = self.calls = 0
+        return got
+
+
+_tally: InfeasibleTally | None = None
+
+
+@contextmanager
+def tally_infeasible() -> Iterator[InfeasibleTally]:
+    """Count infeasible CTC rows instead of warning once per loss call: a training loop says
+    them once an epoch (a corpus with short utterances warned on every step)."""
+    global _tally
+    outer, _tally = _tally, InfeasibleTally()
+    try:
+        yield _tally
+    finally:
+        _tally = outer
+
+
 def warn_infeasible(n_bad: int, n_rows: int, what: str = "rows") -> None:
-    if n_bad:
+    if n_bad and _tally is not None:
+        _tally.bad, _tally.rows, _tally.calls = (
+            _tally.bad + n_bad,
+            _tally.rows + n_rows,
+            _tally.calls + 1,
+        )
+    elif n_bad:
         warnings.warn(
             f"CTC: {n_bad} of {n_rows} {what} have fewer input frames than their target needs "
             "(target length + repeated consecutive labels); left out of the loss",

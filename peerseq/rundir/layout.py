@@ -74,6 +74,11 @@ class RunDir:
         return self.root / "decode"
 
     @property
+    def train_log(self) -> Path:
+        """The console's text: start-up summary, loss lines, dev lines, why the run ended."""
+        return self.root / "train.log"
+
+    @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 

@@ -46,6 +46,9 @@ class RunLogger:
             self.lines = _truncate(path, keep, resumed_step, resumed_epoch)
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
             self.tb = SummaryWriter(str(RunDir(run_dir).tensorboard), purge_step=resumed_step + 1)
+            # what the console shows, also kept: RUN/train.log (appended across resumes)
+            self.file = open(RunDir(run_dir).train_log, "a", encoding="utf-8")  # noqa: SIM115
+            self.file_console = Console(file=self.file, width=130, no_color=True, highlight=False)
 
     def record(self, split: str, step: int, values: dict[str, float], epoch: int) -> None:
         if not self.enabled:
@@ -87,18 +90,22 @@ class RunLogger:
             left = elapsed / max(step, 1) * (self.total - step)
             eta = f" | ETA {int(left // 60)}:{int(left % 60):02d}"
         total = f"/{self.total}" if self.total else ""
-        self.console.print(
-            f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}", highlight=False
-        )
+        self._print(f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}")
 
     def say(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text, highlight=False)
+        if self.enabled and text:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+        self.file_console.print(text)
+        self.file.flush()
 
     def close(self) -> None:
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
+            self.file.close()
 
 
 def _truncate(path: Path, keep: int | None, resumed_step: int, resumed_epoch: int) -> int:

@@ -159,3 +159,19 @@ def test_small_cases_match_their_closed_form():
     assert float(got) == pytest.approx(sum(rows) / 4, rel=1e-9)
     got = ctc_loss(lp, input_lengths, targets, target_lengths, reduction="mean_utts")
     assert float(got) == pytest.approx(sum(rows) / 3, rel=1e-9)
+
+
+def test_a_tally_counts_infeasible_rows_instead_of_warning():
+    from peerseq.losses.ctc import tally_infeasible
+
+    targets, target_lengths = _pad([[1, 2], [3, 3], [1, 2], [2]])
+    input_lengths = torch.tensor([5, 2, 1, 4])
+    lp = _log_probs(4, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # counted, not warned
+        with tally_infeasible() as tally:
+            for _ in range(3):
+                ctc_loss(lp, input_lengths, targets, target_lengths)
+    assert tally.take() == (6, 12, 3) and tally.take() == (0, 0, 0)
+    with pytest.warns(InfeasibleCTCWarning):  # outside the tally: warned again
+        ctc_loss(lp, input_lengths, targets, target_lengths)

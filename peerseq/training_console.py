@@ -1,0 +1,67 @@
+"""What a training run says on its console (and in RUN/train.log) beyond the loss lines: a
+start-up summary, the learning rates for the log, why the run ended, and infeasible CTC rows
+once an epoch rather than once a step."""
+
+from __future__ import annotations
+
+import torch
+
+from peerseq.metrics.cost import count_parameters
+
+
+def startup_summary(trainer) -> list[str]:
+    """Device and threads; each peer's parameters, role and whether it trains; the data sizes
+    and updates an epoch (the training sampler's epoch 0, counted on its metadata)."""
+    exp, data = trainer.exp, trainer.data
+    lines = [
+        f"peerseq train {exp.out_dir}: device {trainer.device}, {torch.get_num_threads()} "
+        f"threads, {trainer.dist.world_size} process(es), seed {exp.train.seed}"
+    ]
+    for name, peer in trainer.peers.items():
+        cfg = exp.peers[name]
+        state = "trains" if peer.trainable else "frozen"
+        lines.append(
+            f"  peer {name}: {cfg.model.preset} ({cfg.model.size}), "
+            f"{count_parameters(peer.model):,} parameters, reads {cfg.reads}, predicts "
+            f"{cfg.predicts} ({cfg.loss}), {state}"
+        )
+    sampler = data.sampler(exp.data.train_split, True)
+    sampler.set_epoch(0)
+    batches = utts = 0
+    for items in sampler:
+        batches += 1
+        utts += len(items)
+    dev = sum(len(items) for items in data.sampler(exp.data.dev_split, False))
+    per_update = exp.train.accum_steps
+    lines.append(
+        f"  data {data.dir.name}: {utts} training items in {batches} batches "
+        f"({batches // per_update} updates an epoch, at most {exp.train.max_epochs} epochs"
+        + (f", {exp.train.max_steps} updates" if exp.train.max_steps else "")
+        + f"), {dev} dev items"
+    )
+    return lines
+
+
+def learning_rates(optimisers: dict) -> dict[str, float]:
+    """{"lr:PEER": the learning rate of its first parameter group} for the log."""
+    return {f"lr:{name}": opt.param_groups[0]["lr"] for name, opt in optimisers.items()}
+
+
+def infeasible_line(epoch: int, tally) -> str | None:
+    """One line for the epoch's infeasible CTC rows (peerseq.losses.tally_infeasible), or None."""
+    bad, rows, calls = tally.take()
+    if not bad:
+        return None
+    return (
+        f"epoch {epoch}: CTC left {bad} of {rows} rows out of the loss in {calls} batches: their "
+        "targets need more frames than the subsampled input has (target length + repeated "
+        "labels, after the front-end's subsampling). Too short utterances for the model's "
+        "subsampling: filter them (data.min_seconds) or use a front-end that subsamples less"
+    )
+
+
+def early_stop_line(peer: str, metric: str, patience: int, state) -> str:
+    return (
+        f"early stopping: no better dev {peer}/{metric} in {patience} validations "
+        f"(train.patience); best {state.best:.3f} at step {state.best_step}, kept in best/"
+    )
