@@ -80,7 +80,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from peerseq.export import export_peer
 
-    rec = export_peer(args.run, args.peer, args.out, args.weights)
+    rec = export_peer(args.run, args.peer, args.out, args.weights, onnx=args.format == "onnx")
     left = f"; left out: {', '.join(rec['left_out'])}" if rec["left_out"] else ""
     print(f"exported peer '{args.peer}' ({rec['parameters']:,} parameters) to {args.out}{left}")
     if args.evaluate:  # in the same process: the export scored as `peerseq evaluate` would,
@@ -144,7 +144,7 @@ def _print_results(results, fmt: str) -> None:
 def cmd_transcribe(args: argparse.Namespace) -> None:
     from peerseq.inference import load
 
-    model = load(args.model, args.peer, args.weights)
+    model = load(args.model, args.peer, args.weights, onnx=args.onnx)
     _print_results(model.transcribe(args.audio, args.batch_size, args.beam), args.format)
 
 
@@ -325,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--out", required=True, help="new directory: a one-peer run")
     pe.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
     pe.add_argument("--evaluate", metavar="SPLIT", help="then score the export on SPLIT")
+    pe.add_argument(
+        "--format",
+        default="safetensors",
+        choices=("safetensors", "onnx"),
+        help="onnx: also DIR/model.onnx (CTC speech models; needs peerseq[onnx])",
+    )
     pe.set_defaults(func=cmd_export)
 
     for name, helptext in (
@@ -344,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--format", default="text", choices=("text", "json"), help="output format")
         q.add_argument("--beam", type=int, help="beam width (default: the model's decode.beam)")
         q.add_argument("--batch-size", type=int, default=16, help="inputs per batch")
+        if name == "transcribe":
+            q.add_argument(
+                "--onnx", action="store_true", help="run the export's model.onnx (onnxruntime)"
+            )
         q.set_defaults(func=cmd_transcribe if name == "transcribe" else cmd_translate)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")

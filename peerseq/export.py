@@ -29,7 +29,9 @@ from peerseq.rundir.weights import save_weights
 from peerseq.runs import load_run
 
 
-def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "best") -> dict:
+def export_peer(
+    run_dir: str | Path, peer: str, out: str | Path, which: str = "best", onnx: bool = False
+) -> dict:
     """Write DIR/config.yaml, DIR/best/model.PEER.safetensors and DIR/export.json; -> the
     export.json record (source, peer, weights, parameters)."""
     run = load_run(run_dir, which, device="cpu")
@@ -93,9 +95,25 @@ def export_peer(run_dir: str | Path, peer: str, out: str | Path, which: str = "b
         "left_out": sorted(set(run.peers) - {peer}),
         "reads": peer_cfg.reads,
     }
+    if onnx:
+        record["onnx"] = _onnx(p, run, out)
     atomic_write_text(layout.export_record, json.dumps(record, indent=2) + "\n")
     atomic_write_text(out / "README.md", model_card(run, peer, exp, record))
     return record
+
+
+def _onnx(p, run, out: Path) -> str:
+    """DIR/model.onnx for a CTC speech model (peerseq.onnx_export)."""
+    from peerseq.engine.peer import is_seq2seq
+    from peerseq.onnx_export import ONNX_NAME, export_ctc
+
+    if p.reads != "speech" or is_seq2seq(p.model):
+        raise PeerseqError(
+            f"--format onnx: peer '{p.name}' is not a CTC speech model; ONNX export covers those "
+            "for now (encoder-decoders: not yet)"
+        )
+    export_ctc(p.model, run.data.feature_dim(), out / ONNX_NAME)
+    return ONNX_NAME
 
 
 def model_card(run, peer: str, exp, record: dict) -> str:

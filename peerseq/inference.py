@@ -85,8 +85,16 @@ def _cut(path: Path, index: int):
 class Model:
     """One trained peer and what it needs to run on audio files or text."""
 
-    def __init__(self, run: Run, peer: str):
+    def __init__(self, run: Run, peer: str, onnx: bool = False):
         self.run, self.name, self.peer = run, peer, run.peers[peer]
+        self.forward = unwrap(self.peer.model)  # or the exported graph on onnxruntime:
+        if onnx:
+            from peerseq.onnx_export import ONNX_NAME, OnnxCTC
+
+            if not self.reads_speech or not self.is_ctc:
+                raise PeerseqError(f"peer '{peer}': ONNX runs CTC speech models only, for now")
+
+            self.forward = OnnxCTC(Path(run.dir) / ONNX_NAME)
         self.cfg = run.exp.peers[peer].decode
         self.tokenizer = run.data.tokenizers[self.peer.predicts]
         data = run.exp.data
@@ -154,7 +162,7 @@ class Model:
                 yield Result(source, self.tokenizer.decode(hyps[0] if hyps else []))
             return
         src, src_lengths = self.peer.inputs(batch)
-        out = unwrap(self.peer.model)(src, src_lengths)
+        out = self.forward(src, src_lengths)
         paths = ctc_greedy_frames(out.log_probs, out.lengths)
         for i, (source, path) in enumerate(zip(batch.ids, paths, strict=True)):
             # seconds per output frame: input frames are 10 ms, the front-end subsamples them
@@ -164,10 +172,15 @@ class Model:
 
 
 def load(
-    model: str | Path, peer: str | None = None, weights: str = "best", device: str = "auto"
+    model: str | Path,
+    peer: str | None = None,
+    weights: str = "best",
+    device: str = "auto",
+    onnx: bool = False,
 ) -> Model:
     """A trained model ready to use: an export directory, or a run directory and one of its
-    peers (`peer` may be left out when the run has one peer that decodes)."""
+    peers (`peer` may be left out when the run has one peer that decodes). onnx: a CTC export's
+    model.onnx runs on onnxruntime instead of PyTorch (same features, same decoding)."""
     run = load_run(model, weights, device)
     usable = [
         n for n, p in run.peers.items() if not p.upstream and p.predicts in run.data.tokenizers
@@ -181,7 +194,7 @@ def load(
         peer = usable[0]
     if peer not in usable:
         raise PeerseqError(f"{model}: no usable peer '{peer}' (peers: {', '.join(usable)})")
-    return Model(run, peer)
+    return Model(run, peer, onnx)
 
 
 __all__ = ["Model", "Result", "audio_files", "load"]

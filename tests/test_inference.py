@@ -66,7 +66,8 @@ def ctc_run(tmp_path_factory):
 
 def test_a_moved_export_transcribes_as_the_run_does(ctc_run, tmp_path, capsys):
     export = ctc_run / "export"
-    assert main(["export", str(ctc_run / "run"), "--peer", "asr", "--out", str(export)]) == 0
+    argv = ["export", str(ctc_run / "run"), "--peer", "asr", "--out", str(export)]
+    assert main([*argv, "--format", "onnx"]) == 0
     from_run = peerseq.load(ctc_run / "run").transcribe(AUDIO)
     assert len(from_run) == len(AUDIO) and all(r.text for r in from_run)
     # elsewhere, with the corpus it was trained on gone: the export carries what it needs
@@ -82,9 +83,26 @@ def test_a_moved_export_transcribes_as_the_run_does(ctc_run, tmp_path, capsys):
         cli = capsys.readouterr().out.splitlines()
         assert main(["transcribe", str(moved), str(AUDIO[0]), "--format", "json"]) == 0
         as_json = json.loads(capsys.readouterr().out)
+        onnx = peerseq.load(moved, onnx=True)
+        via_onnx = onnx.transcribe(AUDIO, batch_size=2)
+        assert main(["transcribe", str(moved), *map(str, AUDIO), "--onnx"]) == 0
+        onnx_cli = capsys.readouterr().out.splitlines()
+        # the graph itself: log-probabilities within 1e-4 of PyTorch's on a padded batch
+        from lhotse import CutSet
+
+        from peerseq.inference import _cut
+
+        cuts = CutSet.from_cuts(_cut(p, i) for i, p in enumerate(AUDIO))
+        feats, lens = model.features.features(cuts)
+        with torch.no_grad():
+            ours, theirs = model.forward(feats, lens), onnx.forward(feats, lens)
+        assert torch.equal(ours.lengths, theirs.lengths)
+        for i, n in enumerate(ours.lengths.tolist()):
+            assert float((ours.log_probs[i, :n] - theirs.log_probs[i, :n]).abs().max()) <= 1e-4
     finally:
         hidden.rename(corpus)
-    assert [r.text for r in api] == [r.text for r in from_run]
+    assert [r.text for r in api] == [r.text for r in from_run] == [r.text for r in via_onnx]
+    assert onnx_cli == [f"{p}\t{r.text}" for p, r in zip(AUDIO, api, strict=True)]
     assert cli == [f"{p}\t{r.text}" for p, r in zip(AUDIO, api, strict=True)]
     assert as_json[0]["text"] == api[0].text and as_json[0]["source"] == str(AUDIO[0])
     starts = [t["start"] for t in as_json[0]["timings"]]

@@ -22,7 +22,7 @@ LAYERS = [
     ["peerseq.experiment"],
     ["peerseq.decoding"],
     ["peerseq.build", "peerseq.run_state", "peerseq.validation", "peerseq.training_console"],
-    ["peerseq.train", "peerseq.runs", "peerseq.export", "peerseq.inference"],
+    ["peerseq.train", "peerseq.runs", "peerseq.export", "peerseq.inference", "peerseq.onnx_export"],
     ["peerseq.report"],
     ["peerseq.cli", "peerseq.demo", "peerseq.__main__", "peerseq"],
 ]

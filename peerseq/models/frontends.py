@@ -138,7 +138,7 @@ class Conv2dSubsampler(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x = speech.unsqueeze(1)  # (B, 1, T, F)
         first = self.conv[0]
-        if x.device.type == "cpu":
+        if x.device.type == "cpu" and not torch.compiler.is_exporting():
             # One input channel: torch's own CPU convolution (thnn) takes 84 ms forward and
             # backward where oneDNN's takes 140 (1 -> 144 channels, 21 x 365 x 80 fbank, the
             # Conformer-CTC recipe's batch; torch 2.13, AVX2, 2 threads). Same weights.
