@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from peerseq import __version__
+from peerseq.cli_use import add_use_commands
 from peerseq.errors import PeerseqError, describe
 from peerseq.rundir.layout import WEIGHTS, RunDir
 
@@ -57,8 +58,17 @@ def train_run(config: str | Path, overrides: list[str], resume: bool = True):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    from peerseq.config import load_config
+    from peerseq.experiment import Experiment
+    from peerseq.report.run_page import run_report
+
     state = train_run(args.config, args.overrides, resume=args.resume)
     print(f"finished at step {state.step}, epoch {state.epoch}; best {state.best}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one page, by the first process
+        out_dir = load_config(Experiment, args.config, args.overrides).out_dir
+        print(f"wrote {run_report(out_dir)}")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -131,49 +141,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {RunDir(run.dir).scores(args.split)}")
 
 
-def _print_results(results, fmt: str) -> None:
-    import json
-
-    if fmt == "json":
-        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=1))
-        return
-    for r in results:
-        print(f"{r.source}\t{r.text}")
-
-
-def cmd_transcribe(args: argparse.Namespace) -> None:
-    from peerseq.inference import load
-
-    model = load(args.model, args.peer, args.weights, onnx=args.onnx)
-    _print_results(model.transcribe(args.audio, args.batch_size, args.beam), args.format)
-
-
-def cmd_translate(args: argparse.Namespace) -> None:
-    from peerseq.inference import load
-
-    model = load(args.model, args.peer, args.weights)
-    texts = list(args.text or [])
-    if args.text_file:
-        path = Path(args.text_file)
-        if not path.is_file():
-            raise PeerseqError(f"--text-file {path}: no such file")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    if model.reads_speech:
-        if texts or not args.audio:
-            raise PeerseqError(
-                f"{args.model}: peer '{model.name}' translates speech: give audio files or "
-                "folders, not --text"
-            )
-        inputs = args.audio
-    else:
-        if args.audio or not texts:
-            raise PeerseqError(
-                f"{args.model}: peer '{model.name}' translates text: give --text or --text-file"
-            )
-        inputs = texts
-    _print_results(model.translate(inputs, args.batch_size, args.beam), args.format)
-
-
 def cmd_average(args: argparse.Namespace) -> None:
     from peerseq.rundir.checkpoint import average_run
 
@@ -199,6 +166,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from peerseq.report.page import report
     from peerseq.report.recipe import load_recipe
 
+    if RunDir(args.recipe).is_run():  # peerseq report RUN: the run's own page
+        from peerseq.report.run_page import run_report
+
+        print(f"wrote {run_report(args.recipe)}")
+        return
+    missing = [f"--{k}" for k in ("root", "scale", "results") if not getattr(args, k)]
+    if missing:
+        raise PeerseqError(f"report {args.recipe}: a recipe's page needs {', '.join(missing)}")
     results = Path(args.results)
     report(load_recipe(args.recipe), Path(args.root), args.scale, results, dict(args.set))
     print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
@@ -333,39 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pe.set_defaults(func=cmd_export)
 
-    for name, helptext in (
-        ("transcribe", "run a speech model on audio files or folders"),
-        ("translate", "run a translation model on audio (ST) or sentences (MT)"),
-    ):
-        q = sub.add_parser(name, help=helptext)
-        q.add_argument("model", help="an export (peerseq export) or a run directory")
-        q.add_argument(
-            "audio", nargs="*" if name == "translate" else "+", help="audio files or folders"
-        )
-        if name == "translate":
-            q.add_argument("--text", action="append", help="a sentence (repeatable)")
-            q.add_argument("--text-file", help="one sentence per line")
-        q.add_argument("--peer", help="the peer of a run with several (default: its only one)")
-        q.add_argument("--weights", default="best", choices=WEIGHTS, help="which weights")
-        q.add_argument("--format", default="text", choices=("text", "json"), help="output format")
-        q.add_argument("--beam", type=int, help="beam width (default: the model's decode.beam)")
-        q.add_argument("--batch-size", type=int, default=16, help="inputs per batch")
-        if name == "transcribe":
-            q.add_argument(
-                "--onnx", action="store_true", help="run the export's model.onnx (onnxruntime)"
-            )
-        q.set_defaults(func=cmd_transcribe if name == "transcribe" else cmd_translate)
+    add_use_commands(sub)
 
     pa = sub.add_parser("average", help="average the last N checkpoints of a run")
     pa.add_argument("run", help="run directory")
     pa.add_argument("--last", type=int, default=5, help="how many of the newest checkpoints")
     pa.set_defaults(func=cmd_average)
 
-    pr = sub.add_parser("report", help="a recipe's results page from its runs (recipe.yaml)")
-    pr.add_argument("recipe", help="recipe folder (with recipe.yaml), e.g. recipes/mlkd")
-    pr.add_argument("--root", required=True, help="the runs: OUT/SCALE of peerseq reproduce")
-    pr.add_argument("--scale", required=True, help="tiny, small or paper (names the notes)")
-    pr.add_argument("--results", required=True, help="stem: writes STEM.md and STEM.json")
+    pr = sub.add_parser(
+        "report", help="a run's page (RUN/report.html), or a recipe's results page from its runs"
+    )
+    pr.add_argument(
+        "recipe", help="a run directory, or a recipe folder (with recipe.yaml), e.g. recipes/mlkd"
+    )
+    pr.add_argument("--root", help="a recipe's runs: OUT/SCALE of peerseq reproduce")
+    pr.add_argument("--scale", help="tiny, small or paper (names the notes)")
+    pr.add_argument("--results", help="stem: writes STEM.md and STEM.json")
     pr.add_argument(
         "--set",
         type=_setting,

@@ -52,7 +52,13 @@ def ctc_run(tmp_path_factory):
                     "decode": {"metric": "cer"},
                 }
             },
-            "train": {"max_steps": 3, "num_threads": 1, "seed": 1, "early_stop_peer": "asr"},
+            "train": {
+                "max_steps": 3,
+                "num_threads": 1,
+                "seed": 1,
+                "early_stop_peer": "asr",
+                "log_every": 1,
+            },
         },
     )
     Trainer(exp).fit()
@@ -173,3 +179,36 @@ def test_evaluation_on_another_corpus_checks_its_tokenizers(tmp_path, capsys, m3
     assert main(["evaluate", run, "--data", str(m30k_32), "--weights", "last"]) == 0
     scores = json.loads((tmp_path / "run" / "eval" / "test.json").read_text())
     assert scores["mt"]["weights"] == "last" and scores["mt"]["corpus"] == str(m30k_32)
+
+
+def test_a_run_report_page_shows_the_run(ctc_run, tmp_path, capsys):
+    """peerseq report RUN: one self-contained page with the curves, the time, a posteriorgram of
+    the CTC peer and the config; rendered by headless Chromium where it is installed."""
+    run = tmp_path / "run"
+    shutil.copytree(ctc_run / "run", run)
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    for part in (
+        "Training terms",
+        "Learning rates",
+        "Dev",
+        "Time",
+        "Config",
+        "asr_transformer_ctc",
+    ):
+        assert part in page
+    assert page.count("<svg") >= 4  # losses, learning rates, dev metric and loss, posteriorgram
+    assert "No posteriorgram" not in page and "src=" not in page  # inline: nothing to fetch
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium): page not rendered")
+    import subprocess
+
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400",
+         f"--screenshot={shot}", run.joinpath("report.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert shot.stat().st_size > 20_000  # a page of plots, not a blank one

@@ -24,7 +24,7 @@ LAYERS = [
     ["peerseq.build", "peerseq.run_state", "peerseq.validation", "peerseq.training_console"],
     ["peerseq.train", "peerseq.runs", "peerseq.export", "peerseq.inference", "peerseq.onnx_export"],
     ["peerseq.report"],
-    ["peerseq.cli", "peerseq.demo", "peerseq.__main__", "peerseq"],
+    ["peerseq.cli", "peerseq.cli_use", "peerseq.demo", "peerseq.__main__", "peerseq"],
 ]
 
 
