@@ -11,7 +11,8 @@ from peerseq.metrics.cost import count_parameters
 
 def startup_summary(trainer) -> list[str]:
     """Device and threads; each peer's parameters, role and whether it trains; the data sizes
-    and updates an epoch (the training sampler's epoch 0, counted on its metadata)."""
+    and updates an epoch (the training sampler's epoch 0, counted on its metadata). A run
+    without train.max_steps gets its log's ETA from those: updates an epoch x max_epochs."""
     exp, data = trainer.exp, trainer.data
     lines = [
         f"peerseq train {exp.out_dir}: device {trainer.device}, {torch.get_num_threads()} "
@@ -33,6 +34,8 @@ def startup_summary(trainer) -> list[str]:
         utts += len(items)
     dev = sum(len(items) for items in data.sampler(exp.data.dev_split, False))
     per_update = exp.train.accum_steps
+    if trainer.log is not None and not trainer.log.total:
+        trainer.log.total = batches // per_update * exp.train.max_epochs
     lines.append(
         f"  data {data.dir.name}: {utts} training items in {batches} batches "
         f"({batches // per_update} updates an epoch, at most {exp.train.max_epochs} epochs"
