@@ -12,6 +12,7 @@ Encoder-decoders (a decoder step with its cache) are not exported yet.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def export_ctc(model: nn.Module, feats: int, path: Path) -> Path:
     graph = _CTCGraph(model).eval().cpu()
     speech, lengths = torch.randn(2, 200, feats), torch.tensor([200, 150])
     batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames", min=16, max=1_000_000)
+    quiet = logging.getLogger("torch.onnx")  # its notes (e.g. "torchvision is not installed")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation notes
         torch.onnx.export(
@@ -56,6 +60,7 @@ def export_ctc(model: nn.Module, feats: int, path: Path) -> Path:
             dynamic_shapes={"speech": {0: batch, 1: frames}, "lengths": {0: batch}},
             verbose=False,
         )
+    quiet.setLevel(level)
     return path
 
 

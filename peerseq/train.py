@@ -300,8 +300,8 @@ class Trainer:
                 self._leave_group(barrier=False)  # make the teardown wait for it
             raise
         finally:
-            if self.log is not None:
-                self.log.close()
+            if self.log is not None:  # with what the last, unfinished epoch left out of CTC
+                self.log.close(console.infeasible_line(self.state.epoch, self.infeasible))
             self.release()
 
     def _leave_group(self, barrier: bool) -> None:

@@ -51,15 +51,28 @@ def learning_rates(optimisers: dict) -> dict[str, float]:
 
 
 def infeasible_line(epoch: int, tally) -> str | None:
-    """One line for the epoch's infeasible CTC rows (peerseq.losses.tally_infeasible), or None."""
+    """One line for the epoch's infeasible CTC rows (peerseq.losses.tally_infeasible), or None:
+    how many, the first few utterances with what they have and need, and the largest
+    subsampling of the input that would fit every one of them."""
+    short = list(tally.short)
+    tally.short.clear()
     bad, rows, calls = tally.take()
     if not bad:
         return None
+    named = sorted(set(short))
+    shown = ", ".join(f"{u} ({have} frames for {need})" for u, have, need, _ in named[:5])
+    more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+    fit = min((src // need for _, _, need, src in named if need), default=0)
+    advice = (
+        f"a front-end subsampling at most {fit}x would fit them all"
+        if fit >= 1
+        else "no subsampling fits them: their targets are longer than their input"
+    )
+    batches = f"{calls} batch" + "es" * (calls != 1)
     return (
-        f"epoch {epoch}: CTC left {bad} of {rows} rows out of the loss in {calls} batches: their "
-        "targets need more frames than the subsampled input has (target length + repeated "
-        "labels, after the front-end's subsampling). Too short utterances for the model's "
-        "subsampling: filter them (data.min_seconds) or use a front-end that subsamples less"
+        f"epoch {epoch}: CTC left {bad} of {rows} rows out of the loss in {batches}, "
+        f"targets that need more frames than the subsampled input has: {shown}{more}. "
+        f"Filter such utterances (data.min_seconds), or {advice}"
     )
 
 

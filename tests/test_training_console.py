@@ -39,8 +39,11 @@ def test_the_run_says_what_it_trains_and_why_it_stopped(tmp_path, m30k_64, capsy
 
 
 def test_infeasible_rows_are_said_once_an_epoch_with_advice():
-    tally = InfeasibleTally(bad=37, rows=300, calls=12)
+    short = [("fsdd-3-a", 6, 9, 40), ("fsdd-8-b", 5, 7, 36)] * 2  # one row met in two steps
+    tally = InfeasibleTally(bad=37, rows=300, calls=12, short=short)
     line = infeasible_line(4, tally)
     assert line.startswith("epoch 4: CTC left 37 of 300 rows out of the loss in 12 batches")
-    assert "data.min_seconds" in line and "subsampl" in line
+    assert "fsdd-3-a (6 frames for 9), fsdd-8-b (5 frames for 7)." in line
+    assert "data.min_seconds" in line and "subsampling at most 4x would fit them all" in line
     assert infeasible_line(5, tally) is None  # taken: the next epoch starts from zero
+    assert tally.short == []

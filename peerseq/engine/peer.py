@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from peerseq.data.batching import Batch
-from peerseq.losses import ctc_loss, label_smoothed_nll
+from peerseq.losses import label_smoothed_nll
+from peerseq.losses.ctc import ctc_loss_detailed, note_infeasible
 from peerseq.models.output import SeqOutput
 from peerseq.tokens import BOS, EOS, PAD
 
@@ -108,5 +109,8 @@ class Peer:
         if self.loss == "nll":
             return label_smoothed_nll(out.log_probs, target, out.mask, self.label_smoothing)[0]
         if self.loss == "ctc":
-            return ctc_loss(out.log_probs, out.lengths, target, lengths)
+            result = ctc_loss_detailed(out.log_probs, out.lengths, target, lengths)
+            _, src_lengths = self.inputs(batch)  # the rows left out, named (by batch.ids)
+            note_infeasible(result, batch.ids, out.lengths, target, lengths, src_lengths)
+            return result.loss
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -108,14 +108,17 @@ def reduce_rows(
 
 @dataclass
 class InfeasibleTally:
-    """Rows left out of CTC losses while tally_infeasible() is active (counted, not warned)."""
+    """Rows left out of CTC losses while tally_infeasible() is active (counted, not warned);
+    `short`: (utterance id, frames after subsampling, frames the target needs, input frames)
+    of the rows named by their caller (see note_infeasible)."""
 
     bad: int = 0
     rows: int = 0
     calls: int = 0
+    short: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     def take(self) -> tuple[int, int, int]:
-        """(bad, rows, calls) so far, and start counting again."""
+        """(bad, rows, calls) so far, and start counting again (`short` too)."""
         got = (self.bad, self.rows, self.calls)
         self.bad = self.rows = self.calls = 0
         return got
@@ -134,6 +137,26 @@ def tally_infeasible() -> Iterator[InfeasibleTally]:
         yield _tally
     finally:
         _tally = outer
+
+
+def note_infeasible(
+    result: CTCLoss,
+    ids: list[str],
+    input_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    source_lengths: torch.Tensor,
+) -> None:
+    """ctc_loss_detailed's infeasible rows of a batch: warned as ctc_loss warns, or, under
+    tally_infeasible(), counted with their utterance ids and frame counts (source_lengths: the
+    model's input frames before its front-end subsampled them)."""
+    bad = result.infeasible.tolist()
+    if _tally is not None and bad:
+        needs = ctc_min_frames(targets, target_lengths)
+        for i in bad:
+            have, need = int(input_lengths[i]), int(needs[i])
+            _tally.short.append((ids[i], have, need, int(source_lengths[i])))
+    warn_infeasible(len(bad), len(ids))
 
 
 def warn_infeasible(n_bad: int, n_rows: int, what: str = "rows") -> None:

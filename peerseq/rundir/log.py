@@ -101,7 +101,9 @@ class RunLogger:
         self.file_console.print(text)
         self.file.flush()
 
-    def close(self) -> None:
+    def close(self, last: str | None = None) -> None:
+        """Say `last` (if any), then close the files."""
+        self.say(last or "")
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
