@@ -102,18 +102,21 @@ def export_peer(
     return record
 
 
-def _onnx(p, run, out: Path) -> str:
-    """DIR/model.onnx for a CTC speech model (peerseq.onnx_export)."""
-    from peerseq.engine.peer import is_seq2seq
-    from peerseq.onnx_export import ONNX_NAME, export_ctc
+def _onnx(p, run, out: Path) -> list[str]:
+    """The ONNX graphs of the peer's inference path (peerseq.onnx_export) -> their names."""
+    import torch
 
-    if p.reads != "speech" or is_seq2seq(p.model):
-        raise PeerseqError(
-            f"--format onnx: peer '{p.name}' is not a CTC speech model; ONNX export covers those "
-            "for now (encoder-decoders: not yet)"
-        )
-    export_ctc(p.model, run.data.feature_dim(), out / ONNX_NAME)
-    return ONNX_NAME
+    from peerseq.engine.peer import is_seq2seq
+    from peerseq.onnx_export import ONNX_NAME, export_ctc, export_seq2seq
+
+    speech = p.reads == "speech"
+    if not is_seq2seq(p.model):
+        if not speech:
+            raise PeerseqError(f"--format onnx: peer '{p.name}' reads text with CTC: not supported")
+        export_ctc(p.model, run.data.feature_dim(), out / ONNX_NAME)
+        return [ONNX_NAME]
+    src = torch.randn(2, 200, run.data.feature_dim()) if speech else torch.full((2, 12), 5)
+    return export_seq2seq(p.model, src, out)
 
 
 def model_card(run, peer: str, exp, record: dict) -> str:

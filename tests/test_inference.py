@@ -212,3 +212,41 @@ def test_a_run_report_page_shows_the_run(ctc_run, tmp_path, capsys):
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     assert shot.stat().st_size > 20_000  # a page of plots, not a blank one
+
+
+def test_an_encoder_decoder_exports_its_encoder_and_decoder_step_to_onnx(tmp_path, m30k_32):
+    """encoder.onnx and decoder_step.onnx give PyTorch's next-token log-probabilities (1e-4)."""
+    import onnxruntime
+
+    exp = mt_experiment(
+        tmp_path,
+        {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
+        corpus=m30k_32,
+    )
+    Trainer(exp).fit()
+    out = tmp_path / "export"
+    argv = ["export", str(tmp_path / "run"), "--peer", "mt", "--out", str(out)]
+    assert main([*argv, "--weights", "last", "--format", "onnx"]) == 0
+    assert json.loads((out / "export.json").read_text())["onnx"] == [
+        "encoder.onnx",
+        "decoder_step.onnx",
+    ]
+    model = peerseq.load(out)
+    torch_model = model.peer.model
+    reader = model.run.data.tokenizers["source"]
+    from peerseq.data.batching import pad_tokens
+
+    src, lengths = pad_tokens(
+        [reader.encode(s) for s in ["a man in a red shirt .", "two dogs .", "a girl runs ."]]
+    )
+    enc = onnxruntime.InferenceSession(str(out / "encoder.onnx"))
+    step = onnxruntime.InferenceSession(str(out / "decoder_step.onnx"))
+    memory, mask = enc.run(None, {"src": src.numpy(), "lengths": lengths.numpy()})
+    tokens = torch.tensor([[1, 7, 9, 11], [1, 5, 5, 6], [1, 20, 4, 8]])
+    got = step.run(None, {"tokens": tokens.numpy(), "memory": memory, "memory_mask": mask})[0]
+    with torch.no_grad():
+        ref_memory = torch_model.encode(src, lengths)
+        ref, _ = torch_model.decode_step(tokens, ref_memory, None)
+    assert (mask == ref_memory.mask.numpy()).all()
+    assert float(abs(torch.from_numpy(memory) - ref_memory.x).max()) <= 1e-4
+    assert float(abs(torch.from_numpy(got) - ref).max()) <= 1e-4
