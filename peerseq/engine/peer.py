@@ -110,7 +110,8 @@ class Peer:
             return label_smoothed_nll(out.log_probs, target, out.mask, self.label_smoothing)[0]
         if self.loss == "ctc":
             result = ctc_loss_detailed(out.log_probs, out.lengths, target, lengths)
-            _, src_lengths = self.inputs(batch)  # the rows left out, named (by batch.ids)
-            note_infeasible(result, batch.ids, out.lengths, target, lengths, src_lengths)
+            # the rows left out, named by batch.ids with the input frames they had
+            frames = batch.speech_lengths if batch.speech is not None else out.lengths
+            note_infeasible(result, batch.ids, out.lengths, target, lengths, frames)
             return result.loss
         return None

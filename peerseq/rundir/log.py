@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from peerseq.files import atomic_write_text
 from peerseq.rundir.layout import RunDir
@@ -37,6 +38,7 @@ class RunLogger:
         self.console = Console(width=max(Console().width, 130))
         self.start = time.time()
         self.valid_total = 0.0  # seconds spent validating since start
+        self.bar: Progress | None = None  # the live progress bar, on a terminal
         self.utts = 0
         self.lines = 0
         if enabled:
@@ -90,7 +92,26 @@ class RunLogger:
             left = elapsed / max(step, 1) * (self.total - step)
             eta = f" | ETA {int(left // 60)}:{int(left % 60):02d}"
         total = f"/{self.total}" if self.total else ""
-        self._print(f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}")
+        line = f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}"
+        if not self.console.is_terminal:  # a log file or CI: one line a record
+            self._print(line)
+            return
+        # a terminal: one live bar (steps, ETA, the loss terms) above which the rest scrolls
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("step {task.completed}/{task.total} ep {task.fields[epoch]}"),
+                BarColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[terms]} | {task.fields[rate]}"),
+                console=self.console,
+            )
+            self.task = self.bar.add_task("train", total=self.total, epoch=epoch, terms="", rate="")
+            self.bar.start()
+        self.bar.update(
+            self.task, completed=step, epoch=epoch, terms=shown, rate=f"{rate:.1f} utt/s"
+        )
+        self.file_console.print(line)
+        self.file.flush()
 
     def say(self, text: str) -> None:
         if self.enabled and text:
@@ -104,6 +125,8 @@ class RunLogger:
     def close(self, last: str | None = None) -> None:
         """Say `last` (if any), then close the files."""
         self.say(last or "")
+        if self.bar is not None:
+            self.bar.stop()
         if self.enabled:
             self.jsonl.close()
             self.tb.close()
