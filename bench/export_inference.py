@@ -34,7 +34,7 @@ from peerseq.config import load_config  # noqa: E402
 from peerseq.experiment import Experiment  # noqa: E402
 from peerseq.export import export_peer  # noqa: E402
 from peerseq.metrics.cost import count_parameters  # noqa: E402
-from peerseq.runs import load_run  # noqa: E402
+from peerseq.runs import load_run, source_corpus  # noqa: E402
 from peerseq.search.ctc import ctc_greedy  # noqa: E402
 from peerseq.train import Trainer  # noqa: E402
 
@@ -97,7 +97,11 @@ def main() -> None:
             em = train_one_step(em_cfg, kind, tmp / f"em_{kind}")
             export_peer(em, "seq", tmp / f"em_{kind}_export")
             plain = train_one_step(plain_cfg, kind, tmp / f"plain_{kind}")
-            runs[f"exported_{kind}"] = load_run(tmp / f"em_{kind}_export", device="cpu")
+            runs[f"exported_{kind}"] = load_run(
+                tmp / f"em_{kind}_export",
+                device="cpu",
+                data=source_corpus(tmp / f"em_{kind}_export"),
+            )
             runs[f"plain_{kind}"] = load_run(plain, device="cpu")
         batches = {
             kind: list(runs[f"plain_{kind}"].data.batches("test")) for kind in ("ctc", "aed")

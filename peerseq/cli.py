@@ -74,9 +74,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_decode(args: argparse.Namespace) -> None:
     from peerseq.decoding.outputs import write_outputs
     from peerseq.metrics.score import score
-    from peerseq.runs import decode_split, load_run
+    from peerseq.runs import decode_split, load_run, source_corpus
 
-    run = load_run(args.run, args.weights, data=args.data)
+    run = load_run(args.run, args.weights, data=args.data or source_corpus(args.run))
     decoded = decode_split(run, args.peer, args.split, args.beam)
     out = Path(args.out or RunDir(run.dir).decode / f"{args.peer}.{args.split}.hyp")
     jsonl = write_outputs(decoded, out)
@@ -133,9 +133,10 @@ def cmd_cascade(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from peerseq.report.tables import print_scores
-    from peerseq.runs import evaluate_run, load_run
+    from peerseq.runs import evaluate_run, load_run, source_corpus
 
-    run = load_run(args.run, args.weights, data=getattr(args, "data", None))
+    data = getattr(args, "data", None) or source_corpus(args.run)  # an export: its run's
+    run = load_run(args.run, args.weights, data=data)
     scores = evaluate_run(run, args.split)
     print_scores(scores, title=f"{args.run} ({args.split}, {args.weights} weights)")
     print(f"wrote {RunDir(run.dir).scores(args.split)}")

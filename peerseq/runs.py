@@ -60,11 +60,15 @@ def run_corpus(run_dir: str | Path) -> Path:
 
 def source_corpus(run_dir: str | Path) -> Path | None:
     """For an export, the corpus of the run it was exported from (to score it on that run's
-    splits); None for a run, which has its own."""
+    splits), if that run and its corpus are still where they were; None for a run, which has
+    its own, and for an export whose source is gone (then --data says which corpus)."""
     record = RunDir(run_dir).export_record
     if not record.is_file():
         return None
-    return run_corpus(json.loads(record.read_text())["source"])
+    try:
+        return run_corpus(json.loads(record.read_text())["source"])
+    except PeerseqError:
+        return None
 
 
 def check_tokenizers(own: Path, other: Path, names: set[str]) -> None:

@@ -73,6 +73,10 @@ def test_export_drops_the_auxiliary_network_and_decodes_identically(em_run, tmp_
     mine, theirs = decode_split(exported, "seq", "test"), decode_split(trained, "seq", "test")
     assert mine.ids == theirs.ids and mine.hyps == theirs.hyps
     assert any(h for h in mine.hyps)  # something was written, not only empty strings
+    # the README's commands: an export decodes on its source run's corpus without --data
+    capsys.readouterr()
+    assert main(["decode", str(out), "--peer", "seq", "--split", "test", "--beam", "2"]) == 0
+    assert "wrote 32 hypotheses" in capsys.readouterr().out
 
 
 def test_export_refuses_the_auxiliary_peer(em_run, tmp_path, capsys):
