@@ -93,14 +93,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     rec = export_peer(args.run, args.peer, args.out, args.weights, onnx=args.format == "onnx")
     left = f"; left out: {', '.join(rec['left_out'])}" if rec["left_out"] else ""
     print(f"exported peer '{args.peer}' ({rec['parameters']:,} parameters) to {args.out}{left}")
-    if args.evaluate:  # in the same process: the export scored as `peerseq evaluate` would,
-        from peerseq.runs import run_corpus  # on the corpus of the run it came from
-
-        cmd_evaluate(
-            argparse.Namespace(
-                run=args.out, split=args.evaluate, weights="best", data=run_corpus(args.run)
-            )
-        )
+    if args.evaluate:  # in the same process: scored as `peerseq evaluate` scores an export,
+        # on the corpus of the run it came from
+        cmd_evaluate(argparse.Namespace(run=args.out, split=args.evaluate, weights="best"))
     else:
         verb = "transcribe" if rec.get("reads") == "speech" else "translate"
         print(

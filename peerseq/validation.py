@@ -15,7 +15,6 @@ from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
 from peerseq.experiment import Experiment
 from peerseq.metrics.score import higher_is_better, score
-from peerseq.models.output import SeqOutput
 
 
 @torch.no_grad()
@@ -55,8 +54,7 @@ def dev_record(
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
         n += len(batch)
         for name, (tokenizer, column, decoded) in decoders.items():
-            out = outs[name] if isinstance(outs[name], SeqOutput) else None
-            hyps = batch_hypotheses(plain[name], batch, exp.peers[name].decode, out=out)
+            hyps = batch_hypotheses(plain[name], batch, exp.peers[name].decode, out=outs[name])
             add_1best(decoded, batch, hyps, tokenizer, column)
     record = {k: v / max(n, 1) for k, v in sums.items() if not k.startswith("w:")}
     for name, (_, _, decoded) in decoders.items():

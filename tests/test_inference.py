@@ -140,37 +140,40 @@ def test_folders_are_searched_and_bad_input_is_named(ctc_run, tmp_path, capsys):
     assert "translates speech" in capsys.readouterr().err
 
 
-def test_a_text_model_translates_sentences(tmp_path, capsys, m30k_32):
+@pytest.fixture(scope="module")
+def mt_run(tmp_path_factory, m30k_32):
+    """A tiny text model (Multi30k En -> De), two updates, decoding at most 6 tokens."""
+    tmp = tmp_path_factory.mktemp("mt")
     exp = mt_experiment(
-        tmp_path,
+        tmp,
         {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
         corpus=m30k_32,
     )
     exp.peers["mt"].decode.max_len_b = 6
     Trainer(exp).fit()
+    return tmp / "run"
+
+
+def test_a_text_model_translates_sentences(mt_run, tmp_path, capsys):
     sentences = ["a man is riding a bike .", "two dogs play in the snow ."]
-    model = peerseq.load(tmp_path / "run")
+    model = peerseq.load(mt_run)
     got = model.translate(sentences)
     assert [r.source for r in got] == sentences and all(isinstance(r.text, str) for r in got)
     text_file = tmp_path / "in.txt"
     text_file.write_text("\n".join(sentences) + "\n")
     capsys.readouterr()
-    assert main(["translate", str(tmp_path / "run"), "--text-file", str(text_file)]) == 0
+    assert main(["translate", str(mt_run), "--text-file", str(text_file)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{s}\t{r.text}" for s, r in zip(sentences, got, strict=True)
     ]
     with torch.no_grad():
-        assert main(["transcribe", str(tmp_path / "run"), str(AUDIO[0])]) == 2
+        assert main(["transcribe", str(mt_run), str(AUDIO[0])]) == 2
 
 
-def test_evaluation_on_another_corpus_checks_its_tokenizers(tmp_path, capsys, m30k_32, m30k_64):
-    exp = mt_experiment(
-        tmp_path,
-        {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
-        corpus=m30k_32,
-    )
-    exp.peers["mt"].decode.max_len_b = 4
-    Trainer(exp).fit()
+def test_evaluation_on_another_corpus_checks_its_tokenizers(
+    mt_run, tmp_path, capsys, m30k_32, m30k_64
+):
+    shutil.copytree(mt_run, tmp_path / "run")  # evaluation writes into the run
     run = str(tmp_path / "run")
     capsys.readouterr()
     # m30k_64 was prepared with other vocabularies: its token ids mean other pieces
@@ -214,18 +217,12 @@ def test_a_run_report_page_shows_the_run(ctc_run, tmp_path, capsys):
     assert shot.stat().st_size > 20_000  # a page of plots, not a blank one
 
 
-def test_an_encoder_decoder_exports_its_encoder_and_decoder_step_to_onnx(tmp_path, m30k_32):
+def test_an_encoder_decoder_exports_its_encoder_and_decoder_step_to_onnx(mt_run, tmp_path):
     """encoder.onnx and decoder_step.onnx give PyTorch's next-token log-probabilities (1e-4)."""
     import onnxruntime
 
-    exp = mt_experiment(
-        tmp_path,
-        {"mt": {"model": {"preset": "mt_transformer", "size": "tiny"}, "reads": "source"}},
-        corpus=m30k_32,
-    )
-    Trainer(exp).fit()
     out = tmp_path / "export"
-    argv = ["export", str(tmp_path / "run"), "--peer", "mt", "--out", str(out)]
+    argv = ["export", str(mt_run), "--peer", "mt", "--out", str(out)]
     assert main([*argv, "--weights", "last", "--format", "onnx"]) == 0
     assert json.loads((out / "export.json").read_text())["onnx"] == [
         "encoder.onnx",

@@ -66,23 +66,13 @@ def _numbered(sampler, epoch: int, skip: int) -> Iterator[tuple[int, object]]:
         index += 1
 
 
-class _Jobs:
-    """The numbered sampler as the DataLoader's sampler (iterated once, in this process)."""
-
-    def __init__(self, sampler, epoch: int, skip: int):
-        self.sampler, self.epoch, self.skip = sampler, epoch, skip
-
-    def __iter__(self) -> Iterator[tuple[int, object]]:
-        return _numbered(self.sampler, self.epoch, self.skip)
-
-
 def epoch_batches(
     sampler, collate: Callable, seed: int, epoch: int, skip: int = 0, workers: int = 1
 ) -> Iterator[Batch]:
     """The epoch's training batches from the skip-th on (sampler: lhotse's, set to the epoch;
     collate(items, rng) -> Batch). workers=0 collates in this process, between steps."""
     dataset = _Collate(collate, seed, epoch)
-    jobs = _Jobs(sampler, epoch, skip)
+    jobs = _numbered(sampler, epoch, skip)  # iterated once, in this process
     if workers == 0:
         source = (dataset[job] for job in jobs)
     else:

@@ -165,12 +165,12 @@ def _train(train: TrainFn, config: Path, overrides: list[str], run: Path) -> str
     return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
 
 
-def _evaluate(run: Path, data: Path | None = None) -> None:
-    """Test scores of a run (or of an export, on `data`: the corpus of the run it came from)."""
+def _evaluate(run: Path) -> None:
+    """Test scores of a run (or of an export, on the corpus of the run it came from)."""
     from peerseq.report.tables import print_scores
-    from peerseq.runs import evaluate_run, load_run
+    from peerseq.runs import evaluate_run, load_run, source_corpus
 
-    scores = evaluate_run(load_run(run, data=data), "test")
+    scores = evaluate_run(load_run(run, data=source_corpus(run)), "test")
     print_scores(scores, title=f"{run} (test, best weights)")
 
 
@@ -188,9 +188,7 @@ def _after_training(kind: str, run: Path, spec: dict) -> str | None:
 
         shutil.rmtree(export, ignore_errors=True)
         export_peer(run, spec.get("export_peer", "seq"), export)
-        from peerseq.runs import run_corpus
-
-        _evaluate(export, data=run_corpus(run))
+        _evaluate(export)
         return "exported"
     return None
 

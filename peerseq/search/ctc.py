@@ -13,6 +13,19 @@ from peerseq.tokens import BLANK
 NEG_INF = float("-inf")
 
 
+def _best_path(
+    log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frame-wise argmax [B, T], keep [B, T]: the frames where a token is emitted), on the CPU."""
+    best = log_probs.argmax(dim=-1)  # [B, T]
+    b, t = best.shape
+    # previous frame's label, with -1 before the first frame so frame 0 is never a "repeat"
+    prev = torch.cat([best.new_full((b, 1), -1), best[:, :-1]], dim=1)
+    valid = torch.arange(t, device=best.device)[None, :] < lengths.to(best.device)[:, None]
+    keep = (best != prev) & (best != blank) & valid  # [B, T]
+    return best.cpu(), keep.cpu()
+
+
 def ctc_greedy(
     log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = BLANK
 ) -> list[list[int]]:
@@ -22,14 +35,8 @@ def ctc_greedy(
     lengths:   [B] valid frames per utterance.
     Returns B token-id lists.
     """
-    best = log_probs.argmax(dim=-1)  # [B, T]
-    b, t = best.shape
-    # previous frame's label, with -1 before the first frame so frame 0 is never a "repeat"
-    prev = torch.cat([best.new_full((b, 1), -1), best[:, :-1]], dim=1)
-    valid = torch.arange(t, device=best.device)[None, :] < lengths.to(best.device)[:, None]
-    keep = (best != prev) & (best != blank) & valid  # [B, T]
-    best, keep = best.cpu(), keep.cpu()
-    return [best[i][keep[i]].tolist() for i in range(b)]
+    best, keep = _best_path(log_probs, lengths, blank)
+    return [best[i][keep[i]].tolist() for i in range(best.size(0))]
 
 
 def ctc_greedy_frames(
@@ -37,14 +44,9 @@ def ctc_greedy_frames(
 ) -> list[list[tuple[int, int]]]:
     """ctc_greedy's tokens with the output frame where each begins: B lists of (token, frame)
     (a token's time is its frame times the model's output frame period)."""
-    best = log_probs.argmax(dim=-1)  # [B, T]
-    b, t = best.shape
-    prev = torch.cat([best.new_full((b, 1), -1), best[:, :-1]], dim=1)
-    valid = torch.arange(t, device=best.device)[None, :] < lengths.to(best.device)[:, None]
-    keep = ((best != prev) & (best != blank) & valid).cpu()
-    best = best.cpu()
+    best, keep = _best_path(log_probs, lengths, blank)
     out = []
-    for i in range(b):
+    for i in range(best.size(0)):
         frames = keep[i].nonzero().flatten()
         out.append(list(zip(best[i][frames].tolist(), frames.tolist(), strict=True)))
     return out
