@@ -23,6 +23,13 @@ def _sizes(text: str) -> dict[str, int]:
         ) from None
 
 
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...]; got {text!r}")
+    return names
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     from peerseq.data.prepare import PrepareArgs, prepare
     from peerseq.data.stats import corpus_stats
@@ -40,6 +47,10 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         num_workers=args.num_workers,
         force=args.force,
         allow_nonlocal_audio=args.allow_nonlocal_audio,
+        test_speakers=args.test_speakers,
+        dev_speakers=args.dev_speakers,
+        shar=args.shar,
+        shard_size=args.shard_size,
     )
     if args.sizes:
         a.sizes = args.sizes
@@ -236,6 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sizes,
         help="fsdd-connected utterances per split, e.g. train=5000,dev=500,test=500",
     )
+    for which in ("test", "dev"):
+        pp.add_argument(
+            f"--{which}-speakers",
+            type=_names,
+            help=f"fsdd, fsdd-connected: comma-separated speakers whose recordings are all in "
+            f"{which} and never train (speaker-disjoint evaluation), e.g. theo",
+        )
+    pp.add_argument(
+        "--shar",
+        nargs="?",
+        const="audio",
+        choices=["audio", "fbank80", "spec201"],
+        help="also write every split as lhotse Shar shards in OUT/shar/ (FLAC audio, or "
+        "features of that kind) for training with data.shar=true",
+    )
+    pp.add_argument("--shard-size", type=int, default=1000, help="cuts per Shar shard")
     pp.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece (soft limit)")
     pp.add_argument("--split", default="train", help="split name of a user manifest")
     pp.add_argument("--num-workers", type=int, default=2, help="processes computing features")

@@ -29,7 +29,8 @@ def startup_summary(trainer) -> list[str]:
     sampler = data.sampler(exp.data.train_split, True)
     sampler.set_epoch(0)
     batches = utts = 0
-    for items in sampler:
+    # a Shar stream counts on its manifests alone, without the collective of its epochs
+    for items in getattr(sampler, "metadata", lambda: sampler)():
         batches += 1
         utts += len(items)
     dev = sum(len(items) for items in data.sampler(exp.data.dev_split, False))

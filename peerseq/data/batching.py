@@ -26,6 +26,7 @@ from lhotse.dataset.collation import collate_features
 from lhotse.dataset.input_strategies import OnTheFlyFeatures
 from lhotse.dataset.sampling.base import TokenConstraint
 
+from peerseq.data.augment import Augmenter
 from peerseq.data.features import FRAME_SHIFT, extractor, utterance_cmvn
 from peerseq.data.manifest import text_row
 from peerseq.data.tokenizers import Tokenizer
@@ -111,8 +112,15 @@ class SpeechCollator:
     `rng`, the batch's own generator).
     """
 
-    def __init__(self, fields: dict[str, FieldSpec], features: str = "fbank80", cmvn: bool = True):
-        self.fields, self.cmvn = fields, cmvn
+    def __init__(
+        self,
+        fields: dict[str, FieldSpec],
+        features: str = "fbank80",
+        cmvn: bool = True,
+        augment: Augmenter | None = None,
+    ):
+        """augment: training batches' augmentation (drawn from the batch's rng)."""
+        self.fields, self.cmvn, self.augment = fields, cmvn, augment
         self.on_the_fly = OnTheFlyFeatures(extractor(features))
 
     def features(self, cuts: CutSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,9 +134,14 @@ class SpeechCollator:
         return (utterance_cmvn(feats, lens) if self.cmvn else feats), lens
 
     def __call__(self, cuts: CutSet, rng: random.Random | None = None) -> Batch:
+        if self.augment is not None:
+            rng = rng or random.Random(0)
+            cuts = self.augment.cuts(cuts, rng)
         # Sort by duration so the ragged batch packs; lhotse's collation pads to the longest.
         cuts = cuts.sort_by_duration(ascending=False)
         feats, lens = self.features(cuts)
+        if self.augment is not None:
+            feats = self.augment.features(feats, lens, rng)
         batch = Batch(ids=[c.id for c in cuts], speech=feats, speech_lengths=lens)
         _tokenize([text_row(c) for c in cuts], self.fields, batch, rng)
         return batch

@@ -21,6 +21,56 @@ class FieldConfig:
 
 
 @dataclass
+class SpecAugmentConfig:
+    """lhotse's SpecAugment on the training batch's features (after CMVN). Defaults are lhotse's
+    and icefall's for 80 mel bins: Park et al. 2019's LibriSpeech policy, time masks bounded by
+    a fraction of each utterance."""
+
+    time_warp: int | None = bounded(80, ge=0)  # warp factor; 0 or None: no warping
+    freq_masks: int = bounded(2, ge=0)
+    freq_width: int = bounded(27, ge=1)  # widest frequency mask, in bins (F)
+    time_masks: int = bounded(10, ge=0)
+    time_width: int = bounded(100, ge=1)  # widest time mask, in frames (T)
+    max_time_fraction: float = bounded(0.15, ge=0, le=1)  # of an utterance's frames, all masks
+    p: float = bounded(0.9, ge=0, le=1)  # share of utterances augmented
+
+
+@dataclass
+class NoiseConfig:
+    """Additive noise (lhotse's CutMix) from recordings the user gives."""
+
+    source: str  # a lhotse CutSet or RecordingSet manifest, or a folder of audio files
+    snr: list[float] = field(default_factory=lambda: [10.0, 20.0])  # dB: [low, high] or [fixed]
+    p: float = bounded(0.5, ge=0, le=1)  # share of utterances that get noise
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation, drawn per batch from the batch's own generator (the same for
+    a seed, with any number of workers, and after a resume). Validation, decoding and export
+    never augment. Speed, volume and noise change the audio, so a run that uses them computes
+    its training features on the fly; SpecAugment works on stored features too."""
+
+    speed: list[float] = bounded(default_factory=list, gt=0)  # e.g. [0.9, 1.0, 1.1]: one each
+    volume: list[float] = bounded(default_factory=list, gt=0)  # [low, high] gain, uniform
+    volume_p: float = bounded(0.5, ge=0, le=1)
+    noise: NoiseConfig | None = None
+    specaugment: SpecAugmentConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.volume and len(self.volume) != 2:
+            raise ValueError(f"volume: expected [low, high], got {self.volume}")
+        if self.noise and len(self.noise.snr) not in (1, 2):
+            raise ValueError(f"noise.snr: expected [low, high] or [value], got {self.noise.snr}")
+
+    def changes_audio(self) -> bool:
+        return bool(self.speed or self.volume or self.noise)
+
+    def any(self) -> bool:
+        return self.changes_audio() or self.specaugment is not None
+
+
+@dataclass
 class DataConfig:
     corpus: str  # a prepared directory (peerseq prepare ... --out DIR)
     fields: dict[str, FieldConfig] = field(default_factory=dict)
@@ -45,6 +95,10 @@ class DataConfig:
     # there a worker slowed an epoch by 10-17%, collating in between by 0-2%
     # (bench/input_pipeline.py)
     workers: int | None = bounded(None, ge=0)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only
+    # train from the corpus's lhotse Shar shards (prepare --shar), streamed, each process of a
+    # torchrun job reading its own shards; dev and test are read from the manifests as always
+    shar: bool = False
 
     def __post_init__(self) -> None:
         limits = {}

@@ -88,6 +88,23 @@ def resample_to_target(cuts: CutSet, faults: Faults, name: str) -> CutSet:
     return cuts.resample(SAMPLING_RATE)
 
 
+def recording_ids(cuts: CutSet) -> set[str]:
+    """The recordings a split reads (a MixedCut reads its tracks')."""
+    ids = set()
+    for c in cuts:
+        tracks = [t.cut for t in c.tracks] if hasattr(c, "tracks") else [c]
+        ids.update(t.recording_id for t in tracks if t.has_recording)
+    return ids
+
+
+def split_speakers(splits: dict[str, CutSet]) -> dict[str, list[str]]:
+    """{split: its speakers, sorted} (supervisions without a speaker are left out)."""
+    return {
+        split: sorted({s.speaker for c in cuts for s in c.supervisions if s.speaker})
+        for split, cuts in splits.items()
+    }
+
+
 def write_cuts(cuts: CutSet, out: Path, split: str) -> None:
     cuts.to_file(out / f"cuts_{split}.jsonl.gz")
 

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+from peerseq.data.augment import Augmenter
 from peerseq.data.batching import (
     Batch,
     FieldSpec,
@@ -21,6 +22,7 @@ from peerseq.data.batching import (
 from peerseq.data.config import DataConfig
 from peerseq.data.features import feature_dim, precomputed
 from peerseq.data.manifest import load_split, load_text_split, read_corpus_json
+from peerseq.data.shar import SharSampler
 from peerseq.data.tokenizers import load_tokenizer
 from peerseq.errors import PeerseqError
 
@@ -65,17 +67,20 @@ class Data:
             c.test_split: c.limit_test,
         }.get(split)
 
-    def _items(self, split: str):
+    def _items(self, split: str, training: bool = False):
         """The split's cuts (lazy) or text examples; text examples are built once per split and
-        kept, since building them tokenizes every sentence (for the sampler's token budget)."""
+        kept, since building them tokenizes every sentence (for the sampler's token budget).
+        Training with augmentation that changes the audio reads the audio, not stored
+        features."""
         limit = self.limit(split)
         if not self.speech:
             if split not in self._text_items:
                 self._text_items[split] = self._text_examples(split, limit)
             return self._text_items[split]
+        audio = training and self.cfg.augment.changes_audio()
         cuts = (
             precomputed(self.dir, split, self.cfg.features)
-            if self.cfg.precompute
+            if self.cfg.precompute and not audio
             else load_split(self.dir, split)
         )
         if split == self.cfg.train_split:  # paper 000 3.1: long samples leave training only;
@@ -93,7 +98,9 @@ class Data:
         )
 
     def sampler(self, split: str, training: bool):
-        items = self._items(split)
+        if training and self.cfg.shar:
+            return self._shar_sampler(split)
+        items = self._items(split, training)
         # only training is sharded across ranks; validation and decoding read the whole split
         # (lhotse would otherwise shard by the WORLD_SIZE/RANK that torchrun sets)
         shard = {
@@ -109,10 +116,39 @@ class Data:
         )
         return make(items, budget, shuffle=training, seed=self.seed, num_buckets=buckets, **shard)
 
+    def _shar_sampler(self, split: str) -> SharSampler:
+        """Training batches streamed from this rank's Shar shards (peerseq.data.shar)."""
+        if not self.speech:
+            raise PeerseqError("data.shar: Shar shards hold speech; this run reads text")
+        kind = self.meta.get("shar", {}).get("kind")
+        audio_needed = self.cfg.augment.changes_audio()
+        if kind not in (None, "audio") and (kind != self.cfg.features or audio_needed):
+            need = "audio (speed, volume or noise)" if audio_needed else self.cfg.features
+            raise PeerseqError(
+                f"data.shar: the shards of {self.dir} hold {kind} features; this run needs "
+                f"{need}: prepare them with --shar audio (or that feature kind)"
+            )
+        c = self.cfg
+
+        def prepare(cuts):  # the training split's filter and limit, as _items applies them
+            cuts = filter_cuts(cuts, c.filter_max_frames, c.min_seconds, c.max_seconds)
+            return cuts.subset(first=c.limit_train) if c.limit_train else cuts
+
+        def make(cuts):
+            return speech_sampler(cuts, c.max_frames, True, self.seed, c.num_buckets)
+
+        return SharSampler(self.dir, split, make, prepare, self.seed, self.world_size, self.rank)
+
     def collator(self, training: bool):
         fields = self.fields(training)
         if self.speech:
-            return SpeechCollator(fields, self.cfg.features, self.cfg.cmvn)
+            augment = self.cfg.augment
+            return SpeechCollator(
+                fields,
+                self.cfg.features,
+                self.cfg.cmvn,
+                Augmenter(augment) if training and augment.any() else None,
+            )
         return TextCollator(fields)
 
     def batches(self, split: str) -> Iterator[Batch]:

@@ -31,6 +31,8 @@ from peerseq.data import manifest as mf
 from peerseq.data.audio import check_audio
 from peerseq.data.config import DataConfig
 from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
+from peerseq.data.corpora.user_audio import LANG_CODE, load_user_audio
+from peerseq.data.shar import SHAR_KINDS, write_shar
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.errors import DataError
 from peerseq.files import DirectoryTaken, atomic_dir, ensure_writable_dir
@@ -46,6 +48,13 @@ class PrepareArgs:
     seed: int = 1
     limit: int | None = None  # first N sentences of each split (multi30k, multi30k-speech)
     sizes: dict[str, int] = field(default_factory=lambda: dict(fsdd_connected.DEFAULT_SIZES))
+    # fsdd, fsdd-connected: speakers whose every recording is in test (dev) and never trains
+    test_speakers: list[str] | None = None
+    dev_speakers: list[str] | None = None
+    # also write every split as lhotse Shar shards (shar/{split}/): "audio" (FLAC) or a
+    # feature kind (fbank80, spec201); training reads them with data.shar
+    shar: str | None = None
+    shard_size: int = 1000  # cuts per shard
     vocab_size: int = 8000
     skip_invalid: bool = False
     split: str = "train"  # which split a user's manifest is
@@ -60,8 +69,21 @@ class PrepareArgs:
         d = asdict(self)
         for k in ("out", "skip_invalid", "num_workers", "force", "allow_nonlocal_audio"):
             d.pop(k)
+        for k in ("test_speakers", "dev_speakers", "shar"):  # unset: the key of earlier corpora
+            if d[k] is None:
+                d.pop(k)
+        if self.shar is None:
+            d.pop("shard_size")
+        if self.name == "fsdd-connected":  # dev and test no longer reuse recordings
+            d["eval_recordings"] = "once"
         d["src"] = str(self.src_dir())
         return d
+
+    def speakers(self) -> dict:
+        return {
+            "test_speakers": tuple(self.test_speakers or ()),
+            "dev_speakers": tuple(self.dev_speakers or ()),
+        }
 
     def src_dir(self) -> Path:
         if self.src is not None:
@@ -76,16 +98,19 @@ def _speech(splits: dict[str, CutSet], out: Path, a: PrepareArgs) -> dict:
     for split, cuts in splits.items():
         mf.write_cuts(cuts, out, split)
     save_tokenizer(CharTokenizer(), out, "chars")
-    return {"kind": "speech", "splits": list(splits)}
+    return {"kind": "speech", "splits": list(splits), "speakers": mf.split_speakers(splits)}
 
 
 def _prep_fsdd(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
-    return _speech(fsdd.load(a.src_dir(), faults), out, a)
+    return _speech(fsdd.load(a.src_dir(), faults, **a.speakers()), out, a)
 
 
 def _prep_fsdd_connected(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
-    single = fsdd.load(a.src_dir(), faults)
-    return _speech(fsdd_connected.load(single, a.seed, a.sizes), out, a)
+    single = fsdd.load(a.src_dir(), faults, **a.speakers())
+    splits = fsdd_connected.load(single, a.seed, a.sizes, faults.notes)
+    meta = _speech(splits, out, a)
+    meta["recordings"] = {s: len(mf.recording_ids(c)) for s, c in splits.items()}
+    return meta
 
 
 def _prep_yesno(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
@@ -230,14 +255,10 @@ def _check_user_cuts(cuts: CutSet, path: Path, faults: mf.Faults, allow_nonlocal
     return CutSet.from_cuts(keep)
 
 
-# a language code (ISO 639-1/-3, optionally with a region: en, de, pt-br, zh_cn): the custom
-# fields that hold translations; others (speaker, orig_text, ...) get no tokenizer
-LANG_CODE = re.compile(r"[a-z]{2,3}(?:[-_][a-z]{2,4})?")
-
-
 def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
-    """`train=A,dev=B` or one manifest path (as `split`) -> {split: path}; None if NAME is
-    neither (a corpus name)."""
+    """`train=A,dev=B` or one path (as `split`) -> {split: path}; None if NAME is neither (a
+    corpus name). A path is a lhotse CutSet manifest, a Kaldi data directory, or a transcript
+    file (or the folder holding one) beside audio files (corpora.user_audio)."""
     if "=" in name:
         out = {}
         for item in name.split(","):
@@ -246,13 +267,16 @@ def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
                 raise DataError(f"'{name}': expected SPLIT=MANIFEST[,SPLIT=MANIFEST...]")
             out[key.strip()] = Path(path.strip())
         return out
-    return {split: Path(name)} if Path(name).is_file() else None
+    return {split: Path(name)} if Path(name).exists() else None
 
 
 def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     splits = manifest_splits(a.name, a.split) or {}
     for split, path in splits.items():
-        cuts = _check_user_cuts(mf.load_cutset(path), path, faults, a.allow_nonlocal_audio)
+        cuts = load_user_audio(path, faults, a.allow_nonlocal_audio)
+        cuts = _check_user_cuts(
+            cuts if cuts is not None else mf.load_cutset(path), path, faults, a.allow_nonlocal_audio
+        )
         cuts = mf.resample_to_target(cuts, faults, str(path))
         mf.write_cuts(cuts, out, split)
         if split == "train":
@@ -277,7 +301,9 @@ def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
 
 # what prepare (and the feature cache of training) writes into a corpus directory: the only
 # entries a --force replacement may delete
-OWNED = re.compile(r"corpus\.json|(cuts|text)_[^/]+\.jsonl\.gz|tokenizers|audio|features_[a-z0-9]+")
+OWNED = re.compile(
+    r"corpus\.json|(cuts|text)_[^/]+\.jsonl\.gz|tokenizers|audio|shar|features_[a-z0-9]+"
+)
 
 
 def _existing(out: Path, key: dict, force: bool) -> dict | None:
@@ -336,6 +362,15 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
             f"unknown corpus '{a.name}': expected one of {', '.join(CORPORA)} "
             "or the path of a lhotse CutSet manifest"
         )
+    if (a.test_speakers or a.dev_speakers) and a.name not in ("fsdd", "fsdd-connected"):
+        raise DataError(
+            f"--test-speakers/--dev-speakers: only fsdd and fsdd-connected are split by speaker "
+            f"here, not {a.name} (a manifest's splits are what you give)"
+        )
+    if a.shar is not None and a.shar not in SHAR_KINDS:
+        raise DataError(f"--shar {a.shar}: expected one of {', '.join(SHAR_KINDS)}")
+    if a.shard_size < 1:
+        raise DataError(f"--shard-size {a.shard_size}: expected at least 1")
     faults = mf.Faults(skip_invalid=a.skip_invalid)
     try:
         meta = _prepare_into(a, out, key, faults, replacing)
@@ -364,6 +399,16 @@ def _prepare_into(a: PrepareArgs, out: Path, key: dict, faults: mf.Faults, repla
             meta = CORPORA[a.name](a, tmp, faults)
         else:
             meta = _prep_manifest(a, tmp, faults)
+        if a.shar:
+            if meta["kind"] != "speech":
+                raise DataError(f"--shar: {a.name} is a text corpus; Shar shards hold speech")
+            meta["shar"] = {
+                "kind": a.shar,
+                "shards": {
+                    split: write_shar(mf.load_split(tmp, split), tmp, split, a.shar, a.shard_size)
+                    for split in meta["splits"]
+                },
+            }
         meta |= {
             "name": a.name,
             "args": key,

@@ -110,6 +110,13 @@ def train_sentencepiece(
         raise DataError("cannot train a sentencepiece model on no sentences")
     model = io.BytesIO()
     spm.set_random_generator_seed(seed)
+    # every character, the word-boundary mark and the 4 specials
+    chars = len({ch for s in sentences for ch in s if not ch.isspace()})
+    if vocab_size < chars + 5:  # sentencepiece's own error is an INTERNAL RuntimeError
+        raise DataError(
+            f"--vocab-size {vocab_size}: the text has {chars} distinct characters, so a "
+            f"vocabulary needs at least {chars + 5} entries"
+        )
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,

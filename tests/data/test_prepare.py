@@ -35,6 +35,47 @@ def test_fsdd_splits_follow_upstream_rule(tmp_path):
     )
 
 
+def test_fsdd_holds_out_speakers_for_test_and_dev(tmp_path, fsdd_copy):
+    meta = prepare(PrepareArgs("fsdd", tmp_path / "f", src=fsdd_copy, test_speakers=["theo"]))
+    speakers = {
+        s: {c.supervisions[0].speaker for c in load_split(tmp_path / "f", s)}
+        for s in ("train", "dev", "test")
+    }
+    assert speakers["test"] == {"theo"}
+    assert "theo" not in speakers["train"] | speakers["dev"]
+    assert speakers["dev"] == speakers["train"] == {"george", "jackson", "nicolas", "yweweler"}
+    assert meta["speakers"]["test"] == ["theo"]
+    test = {c.id for c in load_split(tmp_path / "f", "test")}
+    assert len(test) == 8  # every recording of theo in the copy, indices 0-11
+    dev = {c.id for c in load_split(tmp_path / "f", "dev")}
+    assert all(int(i.split("_")[2]) < 10 for i in dev)  # the others' index 0-9: seen-speaker dev
+    both = prepare(
+        PrepareArgs(
+            "fsdd-connected",
+            tmp_path / "c",
+            src=fsdd_copy,
+            sizes={"train": 20, "dev": 5, "test": 5},
+            test_speakers=["theo"],
+            dev_speakers=["george", "jackson"],
+        )
+    )
+    assert both["speakers"] == {
+        "train": ["nicolas", "yweweler"],
+        "dev": ["george", "jackson"],
+        "test": ["theo"],
+    }
+    with pytest.raises(DataError, match="no recordings of bob; the speakers are george"):
+        prepare(PrepareArgs("fsdd", tmp_path / "x", src=fsdd_copy, test_speakers=["bob"]))
+    with pytest.raises(DataError, match="theo: in both"):
+        prepare(
+            PrepareArgs(
+                "fsdd", tmp_path / "x", src=fsdd_copy, test_speakers=["theo"], dev_speakers=["theo"]
+            )
+        )
+    with pytest.raises(DataError, match="only fsdd and fsdd-connected"):
+        prepare(PrepareArgs("yesno", tmp_path / "x", test_speakers=["theo"]))
+
+
 def test_fsdd_connected_keeps_the_split_and_is_seeded(tmp_path, fsdd_copy):
     sizes = {"train": 30, "dev": 10, "test": 10}
     a = prepare(PrepareArgs("fsdd-connected", tmp_path / "c1", src=fsdd_copy, sizes=sizes))
@@ -45,7 +86,14 @@ def test_fsdd_connected_keeps_the_split_and_is_seeded(tmp_path, fsdd_copy):
         two = tmp_path / "c2" / f"cuts_{split}.jsonl.gz"
         # the same manifest (gzip's header differs only in its timestamp)
         assert gzip.decompress(one.read_bytes()) == gzip.decompress(two.read_bytes())
-        assert len(gzip.decompress(one.read_bytes()).splitlines()) == sizes[split]  # one cut a line
+    assert len(load_split(tmp_path / "c1", "train")) == 30
+    # dev and test use each of their recordings once (10 dev, 20 test recordings in the copy);
+    # a group left shorter than two digits stays out, so a split may use one less
+    for split, recordings in (("dev", 10), ("test", 20)):
+        cuts = load_split(tmp_path / "c1", split)
+        used = [t.cut.recording.id for c in cuts for t in c.tracks]
+        assert len(used) == len(set(used)) == a["recordings"][split] >= recordings - 1
+        assert f"fsdd-connected {split}: {len(cuts)} utterances, not 10" in " ".join(a["notes"])
     for cut in load_split(tmp_path / "c1", "test"):
         words = cut_text(cut).split()
         assert 2 <= len(words) <= 7
