@@ -51,6 +51,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         dev_speakers=args.dev_speakers,
         shar=args.shar,
         shard_size=args.shard_size,
+        tgt=args.tgt,
     )
     if args.sizes:
         a.sizes = args.sizes
@@ -234,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("prepare", help="corpus -> lhotse manifests, tokenizers")
     pp.add_argument(
         "name",
-        help="fsdd, fsdd-connected, yesno, librivox5, multi30k, "
-        "multi30k-speech, the path of a lhotse CutSet manifest (--split says which split), or "
-        "several: train=A.jsonl.gz,dev=B.jsonl.gz,test=C.jsonl.gz",
+        help="fsdd, fsdd-connected, yesno, librivox5, multi30k, multi30k-speech, must-c (--src "
+        "your copy, --tgt de); or a path (--split says which split): a lhotse CutSet manifest, "
+        "a Kaldi data directory, a transcript file id<TAB>text (or the folder holding it and "
+        "the audio); or several: train=A,dev=B,test=C",
     )
     pp.add_argument("--out", required=True, help="output directory")
     pp.add_argument("--src", type=Path, help="the corpus's source directory (default: bundled)")
@@ -263,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         "features of that kind) for training with data.shar=true",
     )
     pp.add_argument("--shard-size", type=int, default=1000, help="cuts per Shar shard")
+    pp.add_argument("--tgt", default="de", help="must-c: the target language of en-TGT")
     pp.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece (soft limit)")
     pp.add_argument("--split", default="train", help="split name of a user manifest")
     pp.add_argument("--num-workers", type=int, default=2, help="processes computing features")

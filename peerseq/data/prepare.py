@@ -30,7 +30,15 @@ from lhotse import CutSet
 from peerseq.data import manifest as mf
 from peerseq.data.audio import check_audio
 from peerseq.data.config import DataConfig
-from peerseq.data.corpora import fsdd, fsdd_connected, librivox5, multi30k, multi30k_speech, yesno
+from peerseq.data.corpora import (
+    fsdd,
+    fsdd_connected,
+    librivox5,
+    multi30k,
+    multi30k_speech,
+    must_c,
+    yesno,
+)
 from peerseq.data.corpora.user_audio import LANG_CODE, load_user_audio
 from peerseq.data.shar import SHAR_KINDS, write_shar
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
@@ -55,6 +63,7 @@ class PrepareArgs:
     # feature kind (fbank80, spec201); training reads them with data.shar
     shar: str | None = None
     shard_size: int = 1000  # cuts per shard
+    tgt: str = "de"  # must-c: the target language (en-{tgt})
     vocab_size: int = 8000
     skip_invalid: bool = False
     split: str = "train"  # which split a user's manifest is
@@ -74,6 +83,8 @@ class PrepareArgs:
                 d.pop(k)
         if self.shar is None:
             d.pop("shard_size")
+        if self.name != "must-c":
+            d.pop("tgt")
         if self.name == "fsdd-connected":  # dev and test no longer reuse recordings
             d["eval_recordings"] = "once"
         d["src"] = str(self.src_dir())
@@ -151,16 +162,6 @@ def _prep_multi30k_speech(a: PrepareArgs, out: Path, faults: mf.Faults, final: P
     _train_text_tokenizers(splits["train"], list(multi30k.LANGS), out, a)
     save_tokenizer(CharTokenizer(), out, "chars")
     return {"kind": "speech", "splits": list(splits), "languages": list(multi30k.LANGS)}
-
-
-CORPORA: dict[str, Callable] = {
-    "fsdd": _prep_fsdd,
-    "fsdd-connected": _prep_fsdd_connected,
-    "yesno": _prep_yesno,
-    "librivox5": _prep_librivox5,
-    "multi30k": _prep_multi30k,
-    "multi30k-speech": _prep_multi30k_speech,
-}
 
 
 def _recordings(cut) -> list:
@@ -272,11 +273,28 @@ def manifest_splits(name: str, split: str) -> dict[str, Path] | None:
 
 def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     splits = manifest_splits(a.name, a.split) or {}
+    loaded = {}
     for split, path in splits.items():
         cuts = load_user_audio(path, faults, a.allow_nonlocal_audio)
-        cuts = _check_user_cuts(
-            cuts if cuts is not None else mf.load_cutset(path), path, faults, a.allow_nonlocal_audio
-        )
+        loaded[split] = (cuts if cuts is not None else mf.load_cutset(path), path)
+    meta = _user_speech(loaded, out, a, faults)
+    return meta | {"manifest": {k: str(p.resolve()) for k, p in splits.items()}}
+
+
+def _prep_must_c(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
+    if a.src is None:
+        raise DataError("must-c: give your copy of MuST-C with --src DIR (it is not bundled)")
+    splits = must_c.load(a.src, a.tgt)
+    return _user_speech({k: (c, Path(a.src) / k) for k, c in splits.items()}, out, a, faults)
+
+
+def _user_speech(
+    splits: dict[str, tuple[CutSet, Path]], out: Path, a: PrepareArgs, faults: mf.Faults
+) -> dict:
+    """Cuts from outside (a manifest, a folder, MuST-C): checked as the bundled corpora are,
+    resampled, written, and their train split's languages given tokenizers."""
+    for split, (cuts, path) in splits.items():
+        cuts = _check_user_cuts(cuts, path, faults, a.allow_nonlocal_audio)
         cuts = mf.resample_to_target(cuts, faults, str(path))
         mf.write_cuts(cuts, out, split)
         if split == "train":
@@ -291,12 +309,18 @@ def _prep_manifest(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
         langs.sort(key=lambda k: not all(r[k] == r["transcript"] for r in rows))
         if langs:
             _train_text_tokenizers(rows, langs, out, a)
-    return {
-        "kind": "speech",
-        "splits": list(splits),
-        "languages": langs,
-        "manifest": {k: str(p.resolve()) for k, p in splits.items()},
-    }
+    return {"kind": "speech", "splits": list(splits), "languages": langs}
+
+
+CORPORA: dict[str, Callable] = {
+    "fsdd": _prep_fsdd,
+    "fsdd-connected": _prep_fsdd_connected,
+    "yesno": _prep_yesno,
+    "librivox5": _prep_librivox5,
+    "multi30k": _prep_multi30k,
+    "multi30k-speech": _prep_multi30k_speech,
+    "must-c": _prep_must_c,
+}
 
 
 # what prepare (and the feature cache of training) writes into a corpus directory: the only

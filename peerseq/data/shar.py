@@ -15,8 +15,8 @@ count, whatever lies beyond it is that epoch's leftover (reshuffled into a later
 from __future__ import annotations
 
 import itertools
-import shutil
 import random
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

@@ -94,3 +94,34 @@ def test_kaldi_data_dir_with_segments(tmp_path, bundled):
     (kd / "utt2spk").unlink()
     with pytest.raises(DataError, match="needs 'utt2spk'"):
         prepare(PrepareArgs(str(kd), tmp_path / "o3"))
+
+
+def test_must_c_joins_transcript_and_translation_in_one_cut(tmp_path, bundled):
+    """A MuST-C en-de layout in miniature: two talks of two segments in each set."""
+    root = tmp_path / "MUSTC"
+    for name in ("train", "dev", "tst-COMMON", "tst-HE"):
+        base = root / "en-de" / "data" / name
+        segs, en, de = [], [], []
+        for talk in (1, 2):
+            _wav(bundled, talk, 40 + talk, base / "wav" / f"ted_{name}{talk}.wav")
+            for i in range(2):
+                segs.append(
+                    f"- {{duration: 0.1, offset: {0.1 * i}, speaker_id: spk.{talk}, "
+                    f"wav: ted_{name}{talk}.wav}}"
+                )
+                en.append(f"talk {talk} part {i}")
+                de.append(f"vortrag {talk} teil {i}")
+        (base / "txt").mkdir(parents=True)
+        (base / "txt" / f"{name}.yaml").write_text("\n".join(segs) + "\n")
+        (base / "txt" / f"{name}.en").write_text("\n".join(en) + "\n")
+        (base / "txt" / f"{name}.de").write_text("\n".join(de) + "\n")
+    meta = prepare(PrepareArgs("must-c", tmp_path / "o", src=root, vocab_size=40))
+    assert meta["splits"] == ["train", "dev", "test", "test-he"]
+    assert meta["languages"] == ["en", "de"]
+    rows = {c.id: text_row(c) for c in load_split(tmp_path / "o", "test")}
+    assert rows["ted_tst-COMMON2-seg-1"]["transcript"] == "talk 2 part 1"
+    assert rows["ted_tst-COMMON2-seg-1"]["de"] == "vortrag 2 teil 1"
+    with pytest.raises(DataError, match="not a MuST-C en-fr release"):
+        prepare(PrepareArgs("must-c", tmp_path / "o2", src=root, tgt="fr"))
+    with pytest.raises(DataError, match="needs at least"):  # sentencepiece's own error, said
+        prepare(PrepareArgs("must-c", tmp_path / "o3", src=root, vocab_size=8))
