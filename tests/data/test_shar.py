@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from peerseq.errors import DataError
 from peerseq.rundir.checkpoint import latest_checkpoint
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+SMOKE = Path(__file__).resolve().parents[2] / "recipes" / "smoke" / "ctc_teacher.yaml"
 
 CONFIG = """\
 out_dir: {out}
@@ -100,20 +102,20 @@ def test_ranks_read_their_own_shards_and_batches_repeat_for_a_seed(shar_corpus):
         SharSampler(shar_corpus, "train", None, None, 7, 5, 0)
 
 
-def test_a_smoke_model_trains_from_shards_in_one_and_two_processes(tmp_path, shar_corpus):
-    cfg = tmp_path / "shar.yaml"
-    cfg.write_text(CONFIG.format(out=tmp_path / "one", corpus=shar_corpus, features="fbank80"))
-    assert main(["train", str(cfg)]) == 0
-    one = [
-        json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert any(r.get("split") == "dev" for r in one)
+def test_a_smoke_recipe_trains_from_shards_in_one_and_two_processes(tmp_path, shar_corpus):
+    """recipes/smoke/ctc_teacher.yaml on the shards, one epoch: in this process, then as two
+    torchrun processes that end with the same weights."""
+    shared = [f"data.corpus={shar_corpus}", "data.shar=true", "data.max_frames=2500"]
+    shared += ["train.max_epochs=1", "train.num_threads=1", "train.log_every=1"]
+    assert main(["train", str(SMOKE), f"out_dir={tmp_path / 'one'}", *shared]) == 0
+    lines = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+    assert any(json.loads(line).get("split") == "dev" for line in lines)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("WORLD_SIZE", None)
     cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
     proc = subprocess.run(
-        [*cmd, str(cfg), f"out_dir={tmp_path / 'two'}"],
+        [*cmd, str(SMOKE), f"out_dir={tmp_path / 'two'}", *shared],
         cwd=tmp_path,
         env=env,
         capture_output=True,
