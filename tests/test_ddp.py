@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,9 +24,8 @@ from peerseq.rundir.checkpoint import latest_checkpoint
 from peerseq.rundir.weights import load_weights
 from peerseq.train import Trainer
 from tests.crashing import fork_cli
+from tests.torchrun import train_two_ranks
 
-# torchrun's own module: always there with torch, whether or not its console script is on disk
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 MAX_STEPS = 6
 
 CONFIG = """\
@@ -95,18 +92,7 @@ def test_ddp_two_ranks_match_one_process_with_accumulation(tmp_path, m30k_64):
 
     # --- two processes under torchrun ---------------------------------------------------------
     run2 = tmp_path / "ddp2"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("WORLD_SIZE", None)
-    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
-    proc = subprocess.run(
-        [*cmd, str(cfg), f"out_dir={run2}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    train_two_ranks([str(cfg), f"out_dir={run2}"], tmp_path, timeout=180)
     ranks = json.loads((run2 / "ddp_ranks.json").read_text())
     assert ranks["world_size"] == 2 and len(ranks["checksums"]) == 2
     assert set(ranks["checksums"][0]) == {"a", "b"}

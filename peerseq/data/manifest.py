@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lhotse import AudioSource, CutSet, Recording
+from lhotse import AudioSource, CutSet, Recording, SupervisionSegment
 from lhotse.cut import Cut
 
 from peerseq.data.audio import check_audio
@@ -52,6 +52,13 @@ def recording_from_file(path: Path, rec_id: str, faults: Faults) -> Recording | 
         sampling_rate=info.sampling_rate,
         num_samples=info.num_samples,
         duration=info.duration,
+    )
+
+
+def whole_recording(rec: Recording, text: str, **fields) -> SupervisionSegment:
+    """The supervision of a recording that is one utterance (id = the recording's id)."""
+    return SupervisionSegment(
+        id=rec.id, recording_id=rec.id, start=0.0, duration=rec.duration, text=text, **fields
     )
 
 

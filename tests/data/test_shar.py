@@ -2,9 +2,6 @@
 reading its own shards, with the same batches for a seed."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.shar import SharSampler, rank_shards, shard_cuts, shards
 from peerseq.errors import DataError
 from peerseq.rundir.checkpoint import latest_checkpoint
+from tests.torchrun import train_two_ranks
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SMOKE = Path(__file__).resolve().parents[2] / "recipes" / "smoke" / "ctc_teacher.yaml"
 
 CONFIG = """\
@@ -111,18 +108,7 @@ def test_a_smoke_recipe_trains_from_shards_in_one_and_two_processes(tmp_path, sh
     lines = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     assert any(json.loads(line).get("split") == "dev" for line in lines)
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("WORLD_SIZE", None)
-    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "peerseq", "train"]
-    proc = subprocess.run(
-        [*cmd, str(SMOKE), f"out_dir={tmp_path / 'two'}", *shared],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    train_two_ranks([str(SMOKE), f"out_dir={tmp_path / 'two'}", *shared], tmp_path)
     ranks = json.loads((tmp_path / "two" / "ddp_ranks.json").read_text())
     assert ranks["world_size"] == 2 and ranks["checksums"][0] == ranks["checksums"][1]
     state = json.loads((latest_checkpoint(tmp_path / "two") / "state.json").read_text())

@@ -13,9 +13,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lhotse import CutSet, SupervisionSegment
+from lhotse import CutSet
 
-from peerseq.data.manifest import Faults, cuts_from, recording_from_file, resample_to_target
+from peerseq.data.manifest import (
+    Faults,
+    cuts_from,
+    recording_from_file,
+    resample_to_target,
+    whole_recording,
+)
 from peerseq.errors import DataError
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -80,12 +86,9 @@ def load(
         recs.append(rec)
         split = split_of(index, speaker, tuple(test_speakers), tuple(dev_speakers))
         sups.append(
-            SupervisionSegment(
-                id=rec.id,
-                recording_id=rec.id,
-                start=0.0,
-                duration=rec.duration,
-                text=DIGITS[digit],
+            whole_recording(
+                rec,
+                DIGITS[digit],
                 speaker=speaker,
                 language="en",
                 custom={"split": split},

@@ -8,9 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lhotse import CutSet, SupervisionSegment
+from lhotse import CutSet
 
-from peerseq.data.manifest import Faults, cuts_from, recording_from_file, resample_to_target
+from peerseq.data.manifest import (
+    Faults,
+    cuts_from,
+    recording_from_file,
+    resample_to_target,
+    whole_recording,
+)
 from peerseq.data.text import read_lines
 from peerseq.errors import DataError
 
@@ -36,12 +42,9 @@ def load(src: Path, faults: Faults) -> dict[str, CutSet]:
             continue
         recs.append(rec)
         sups.append(
-            SupervisionSegment(
-                id=uid,
-                recording_id=uid,
-                start=0.0,
-                duration=rec.duration,
-                text=text,
+            whole_recording(
+                rec,
+                text,
                 speaker=uid.rsplit("-", 1)[0],
                 language="en",
             )

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lhotse import CutSet, SupervisionSegment
+from lhotse import CutSet
 
-from peerseq.data.manifest import Faults, cuts_from, recording_from_file
+from peerseq.data.manifest import Faults, cuts_from, recording_from_file, whole_recording
 from peerseq.errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
@@ -120,12 +120,9 @@ def load_folder(transcripts: Path, faults: Faults) -> CutSet:
         recs.append(rec)
         custom = {k: v for k, v in row.items() if k not in ("id", "speaker", names[1])}
         sups.append(
-            SupervisionSegment(
-                id=uid,
-                recording_id=uid,
-                start=0.0,
-                duration=rec.duration,
-                text=row[names[1]],
+            whole_recording(
+                rec,
+                row[names[1]],
                 language=lang,
                 speaker=row.get("speaker") or None,
                 custom=custom or None,

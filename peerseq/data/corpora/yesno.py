@@ -10,9 +10,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lhotse import CutSet, SupervisionSegment
+from lhotse import CutSet
 
-from peerseq.data.manifest import Faults, cuts_from, recording_from_file, resample_to_target
+from peerseq.data.manifest import (
+    Faults,
+    cuts_from,
+    recording_from_file,
+    resample_to_target,
+    whole_recording,
+)
 from peerseq.errors import DataError
 
 NAME = re.compile(r"^[01](_[01]){7}\.wav$")
@@ -36,12 +42,9 @@ def load(src: Path, faults: Faults) -> dict[str, CutSet]:
         words = " ".join("yes" if b == "1" else "no" for b in path.stem.split("_"))
         recs.append(rec)
         sups.append(
-            SupervisionSegment(
-                id=rec.id,
-                recording_id=rec.id,
-                start=0.0,
-                duration=rec.duration,
-                text=words,
+            whole_recording(
+                rec,
+                words,
                 speaker="yesno",
                 language="he",
             )
