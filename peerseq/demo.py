@@ -31,7 +31,9 @@ def run_demo(workdir: Path) -> list[dict]:
     stats = []
     for name, kw in DEMO_CORPORA.items():
         out = workdir / "data" / name
-        prepare(PrepareArgs(name=name, out=out, **kw))
+        # force: the demo's own copies follow this version's settings (an earlier demo's
+        # fsdd-connected, say, reused recordings in dev and test)
+        prepare(PrepareArgs(name=name, out=out, force=True, **kw))
         stats.append(corpus_stats(out))
     print_corpus_table(stats)
     e2e_vs_ml(workdir)
