@@ -134,8 +134,9 @@ class Data:
             cuts = filter_cuts(cuts, c.filter_max_frames, c.min_seconds, c.max_seconds)
             return cuts.subset(first=c.limit_train) if c.limit_train else cuts
 
-        def make(cuts):
-            return speech_sampler(cuts, c.max_frames, True, self.seed, c.num_buckets)
+        def make(cuts):  # world_size 1: the shards are this rank's share already (lhotse would
+            # otherwise split them again by the WORLD_SIZE and RANK torchrun sets)
+            return speech_sampler(cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0)
 
         return SharSampler(self.dir, split, make, prepare, self.seed, self.world_size, self.rank)
 

@@ -8,7 +8,9 @@ import pytest
 
 from peerseq.cli import main
 from peerseq.data.batching import speech_sampler
+from peerseq.data.config import DataConfig, FieldConfig
 from peerseq.data.manifest import load_split
+from peerseq.data.pipeline import Data
 from peerseq.data.prepare import PrepareArgs, prepare
 from peerseq.data.shar import SharSampler, rank_shards, shard_cuts, shards
 from peerseq.errors import DataError
@@ -125,3 +127,17 @@ def test_feature_shards_must_match_the_run(tmp_path, shar_corpus):
     cfg.write_text(CONFIG.format(out=tmp_path / "run", corpus=out, features="spec201"))
     assert main(["train", str(cfg)]) == 2  # spec201 asked, fbank80 stored: a clear error
     assert main(["train", str(cfg), "data.features=fbank80", "train.max_steps=2"]) == 0
+
+
+def test_a_rank_streams_all_of_its_shards_under_torchrun(shar_corpus, monkeypatch):
+    """torchrun's WORLD_SIZE/RANK must not make lhotse split a rank's shards a second time."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    fields = {"transcript": FieldConfig("transcript", "chars")}
+    cfg = DataConfig(str(shar_corpus), fields, shar=True, max_frames=2000)
+    sampler = Data(cfg, seed=5, world_size=2, rank=1).sampler("train", True)
+    sampler.set_epoch(3)
+    got = sorted(c.id for batch in sampler.metadata() for c in batch)
+    mine = rank_shards(shards(shar_corpus, "train"), 5, 3, 2, 1)
+    assert got == sorted(c.id for c in shard_cuts(mine, data=False))
+    assert len(got) == 24
