@@ -249,20 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sizes,
         help="fsdd-connected utterances per split, e.g. train=5000,dev=500,test=500",
     )
-    for which in ("test", "dev"):
+    for which, example in (("test", "theo"), ("dev", "george")):
         pp.add_argument(
             f"--{which}-speakers",
             type=_names,
             help=f"fsdd, fsdd-connected: comma-separated speakers whose recordings are all in "
-            f"{which} and never train (speaker-disjoint evaluation), e.g. theo",
+            f"{which} and never train (speaker-disjoint evaluation), e.g. {example}",
         )
     pp.add_argument(
         "--shar",
         nargs="?",
         const="audio",
         choices=["audio", "fbank80", "spec201"],
-        help="also write every split as lhotse Shar shards in OUT/shar/ (FLAC audio, or "
-        "features of that kind) for training with data.shar=true",
+        help="also write every split as lhotse Shar shards in OUT/shar/: FLAC audio (the "
+        "default), or features of that kind; for training with data.shar=true",
     )
     pp.add_argument("--shard-size", type=int, default=1000, help="cuts per Shar shard")
     pp.add_argument("--tgt", default="de", help="must-c: the target language of en-TGT")
