@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from lhotse import CutSet, Recording
 
+from peerseq.data.audio import AUDIO_SUFFIXES
+from peerseq.data.audio import audio_files as files_in
 from peerseq.data.batching import Batch, SpeechCollator, pad_tokens
 from peerseq.data.features import FRAME_SHIFT
 from peerseq.data.manifest import SAMPLING_RATE
@@ -32,8 +34,6 @@ from peerseq.engine.peer import is_seq2seq, unwrap
 from peerseq.errors import DataError, PeerseqError
 from peerseq.runs import Run, load_run
 from peerseq.search.ctc import ctc_greedy_frames
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".aiff", ".aif", ".au"}
 
 
 @dataclass
@@ -58,7 +58,7 @@ def audio_files(paths: Iterable[str | Path]) -> list[Path]:
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            found = files_in(p)
             if not found:
                 raise DataError(f"{p}: no audio files in it ({', '.join(sorted(AUDIO_SUFFIXES))})")
             out += found

@@ -71,3 +71,12 @@ def check_audio(path: str | Path, channels: int = 1) -> AudioInfo:
     if not np.isfinite(samples).all():
         raise DataError(f"{path}: audio contains NaN or infinite samples")
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
+
+
+# what soundfile (libsndfile) reads, as file name suffixes
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".aiff", ".aif", ".au"}
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files in a folder and below it, sorted."""
+    return sorted(f for f in Path(folder).rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)

@@ -20,11 +20,10 @@ import torch
 from lhotse import CutSet, RecordingSet, load_manifest
 from lhotse.dataset import CutMix, SpecAugment
 
+from peerseq.data.audio import audio_files
 from peerseq.data.config import AugmentConfig, NoiseConfig
 from peerseq.data.manifest import SAMPLING_RATE, Faults, recording_from_file
 from peerseq.errors import DataError
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 
 
 def load_noise(source: str | Path) -> CutSet:
@@ -32,7 +31,7 @@ def load_noise(source: str | Path) -> CutSet:
     files (searched recursively; each file is checked as the corpora's audio is)."""
     path = Path(source)
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files(path)
         if not files:
             raise DataError(f"augment.noise.source: {path} holds no audio files")
         recs = [

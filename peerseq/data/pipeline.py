@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from peerseq.data.augment import Augmenter
@@ -83,10 +84,15 @@ class Data:
             if self.cfg.precompute and not audio
             else load_split(self.dir, split)
         )
-        if split == self.cfg.train_split:  # paper 000 3.1: long samples leave training only;
-            cuts = filter_cuts(  # dev and test are decoded and scored whole
-                cuts, self.cfg.filter_max_frames, self.cfg.min_seconds, self.cfg.max_seconds
-            )
+        return self._selected(split, cuts)
+
+    def _selected(self, split: str, cuts):
+        """A split's cuts as training, validation and decoding read them: the length filter
+        (training split only) and the split's limit. Lazy, like the cuts."""
+        c = self.cfg
+        if split == c.train_split:  # paper 000 3.1: long samples leave training only;
+            cuts = filter_cuts(cuts, c.filter_max_frames, c.min_seconds, c.max_seconds)
+        limit = self.limit(split)  # dev and test are decoded and scored whole
         return cuts.subset(first=limit) if limit else cuts
 
     def _text_examples(self, split: str, limit: int | None):
@@ -130,14 +136,11 @@ class Data:
             )
         c = self.cfg
 
-        def prepare(cuts):  # the training split's filter and limit, as _items applies them
-            cuts = filter_cuts(cuts, c.filter_max_frames, c.min_seconds, c.max_seconds)
-            return cuts.subset(first=c.limit_train) if c.limit_train else cuts
-
         def make(cuts):  # world_size 1: the shards are this rank's share already (lhotse would
             # otherwise split them again by the WORLD_SIZE and RANK torchrun sets)
             return speech_sampler(cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0)
 
+        prepare = partial(self._selected, split)
         return SharSampler(self.dir, split, make, prepare, self.seed, self.world_size, self.rank)
 
     def collator(self, training: bool):

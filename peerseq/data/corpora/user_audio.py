@@ -20,10 +20,10 @@ from pathlib import Path
 
 from lhotse import CutSet
 
+from peerseq.data.audio import audio_files
 from peerseq.data.manifest import Faults, cuts_from, recording_from_file, whole_recording
 from peerseq.errors import DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 LANG_CODE = re.compile(r"[a-z]{2,3}(?:[-_][a-z]{2,4})?")
 
 
@@ -74,9 +74,8 @@ def _columns(first: list[str], path: Path) -> tuple[list[str], bool]:
 
 def _audio_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    for f in sorted(folder.rglob("*")):
-        if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file():
-            files.setdefault(f.stem, f)
+    for f in audio_files(folder):
+        files.setdefault(f.stem, f)
     return files
 
 
