@@ -10,6 +10,7 @@ from pathlib import Path
 
 from peerseq.errors import PeerseqError
 from peerseq.report import sections
+from peerseq.report.claims import claims
 from peerseq.report.compare import seeds_of
 from peerseq.report.costs import cost_section
 from peerseq.report.recipe import Recipe
@@ -27,6 +28,8 @@ def _section(rec: Recipe, g: Group, sec: dict, scale: str):
         return cost_section(sec, rec.systems, g.seeds, scale)
     if kind == "logs":
         return log_tables(sec, g.seeds, g.vars), None
+    if kind == "claims":
+        return claims(rec, g, sec)
     return getattr(sections, kind)(rec, g, sec)
 
 

@@ -36,6 +36,7 @@ REQUIRED = {  # the fields each section kind reads
     "loss_curves": ["title", "loss", "file"],
     "sweep": ["title", "run", "default", "axes", "references", "file"],
     "logs": ["title"],
+    "claims": ["title", "metric", "claims"],
     "text": ["lines"],
 }
 COLUMN_KINDS = {
@@ -149,6 +150,11 @@ def _check_section(rec: Recipe, sec: dict, where: str) -> None:
             rec.system(key, f"{where}.figures.{name}")
     for model, key in sec.get("models", {}).items():
         rec.system(key, f"{where}.models.{model}")
+    for i, c in enumerate(sec.get("claims", []) if kind == "claims" else []):
+        for f in ("id", "paper", "claim", "method", "baseline"):
+            _need(rec, c, f, str, f"{where}.claims[{i}]")
+        for k in [c["method"], c["baseline"]] + [k for pair in c.get("requires", []) for k in pair]:
+            rec.system(k, f"{where}.claims[{i}]")
     if kind != "systems":
         return
     _need(rec, sec, "metric", str, where)

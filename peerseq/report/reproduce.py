@@ -193,6 +193,18 @@ def _after_training(kind: str, run: Path, spec: dict) -> str | None:
     return None
 
 
+def keep_logs(run: Path, dst: Path) -> None:
+    """Copy what a results page is written from, and nothing large, to dst (a recipe's logs,
+    committed): config.yaml, metrics.jsonl and the decoded test sets (eval/*.test.jsonl)."""
+    src = RunDir(run)
+    files = [src.config, src.metrics] + sorted(src.eval.glob("*.test.jsonl"))
+    for f in files:
+        if f.is_file():
+            target = dst / f.relative_to(run)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+
+
 def _cascade(root: Path, r: dict) -> str | None:
     """ASR 1-best of one run into another run's MT, when either is newer than the last one."""
     from peerseq.decoding.outputs import write_outputs
@@ -240,6 +252,7 @@ class Plan:
     runs_root: Path
     common: list[str]
     todo: list[str]
+    logs_root: Path | None = None  # the recipe's committed copy of the runs' small files
 
     def root(self, seed: int) -> Path:
         return self.runs_root / _sub(
@@ -269,7 +282,10 @@ def plan(rec: Recipe, req: Request) -> Plan:
     common = _prepare(rec, req, values)
     todo = plan_runs(rec, req, values)
     todo += _sweep_runs(rec, values, todo)
-    return Plan(rec, req, values, runs_root, common, todo)
+    # the runs' small files are kept in the recipe only for the page the recipe keeps
+    logs, kept = spec.get("logs"), _default_results(rec, req, values) == rec.dir / "results"
+    logs_root = rec.dir / _sub(logs, values) if logs and kept and not req.results else None
+    return Plan(rec, req, values, runs_root, common, todo, logs_root)
 
 
 def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
@@ -304,6 +320,8 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
                 after = spec.get("after_training", "evaluate")
                 test = _after_training(after, run, spec)
             seconds = round(time.perf_counter() - start, 1)
+            if p.logs_root and req.test:
+                keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
             done.append(
                 {"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds}
             )
@@ -315,7 +333,7 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
 
         results = req.results or _default_results(rec, req, p.values)
         page = {k: p.values[k] for k in spec.get("report_settings", [])}
-        report(rec, p.runs_root, req.scale, results, page)
+        report(rec, p.logs_root or p.runs_root, req.scale, results, page)
         print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
     return done
 
