@@ -5,8 +5,10 @@ as the `reproduce:` and `runs:` sections of its recipe.yaml declare.
 Finished runs are reused (training resumes and returns at once), a student whose teacher's
 weights are newer than its own run is trained again from scratch, test decoding is redone only
 when a run's weights are newer than it, and runs stopped by --max-steps go to OUT/SCALE-maxN.
-Override values are $-templates ($root, $seed, $size, $scale, $out and the recipe's options),
-so that YAML braces in them stay literal.
+Override values are $-templates ($root, $seed, $size, $scale, $out, $shared_root and the
+recipe's options), so that YAML braces in them stay literal. A run declared `shared: true` (a
+pre-trained teacher every seed learns from) is trained once, in the folder of the seed
+`reproduce.shared_seed` (default 1), which $shared_root names.
 """
 
 from __future__ import annotations
@@ -259,14 +261,30 @@ class Plan:
             self.rec.data["reproduce"]["layout"], self.values | {"seed": seed}
         )
 
+    @property
+    def shared_seed(self) -> int:
+        """The seed whose folder holds the runs every seed shares (`shared: true`)."""
+        return int(self.rec.data["reproduce"].get("shared_seed", 1))
+
+    def root_of(self, name: str, seed: int) -> Path:
+        """The seed folder a run of this seed is in: the shared seed's for a shared run."""
+        return self.root(self.shared_seed if self.run(name).get("shared") else seed)
+
+    def order(self, seeds: list[int]) -> list[tuple[int, str]]:
+        """(seed, run) in training order: the shared runs once (with the shared seed), then
+        every other run for each seed."""
+        shared = [(self.shared_seed, n) for n in self.todo if self.run(n).get("shared")]
+        return shared + [(s, n) for s in seeds for n in self.todo if not self.run(n).get("shared")]
+
     def run(self, name: str) -> dict:
         return self.rec.data["runs"].get(name) or self.values["_sweep"][name]
 
     def args(self, name: str, seed: int) -> tuple[Path, Path, list[str]]:
         """(run directory, config file, overrides) of one run of one seed."""
-        root, r = self.root(seed), self.run(name)
+        root, r = self.root_of(name, seed), self.run(name)
         run = root / r.get("dir", name)
-        v = _Vars(self.values | {"seed": str(seed), "root": str(root)})
+        shared = str(self.root(self.shared_seed))
+        v = _Vars(self.values | {"seed": str(seed), "root": str(root), "shared_root": shared})
         overrides = self.common + [f"out_dir={run}", f"train.seed={seed}"]
         overrides += _sets(self.rec.data["reproduce"].get("train_set", []) + r.get("set", []), v)
         return run, self.rec.dir / f"{r['config']}.yaml", overrides + self.req.extra
@@ -297,34 +315,30 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
     p = plan(rec, req)
     spec = rec.data["reproduce"]
     done = []
-    for seed in req.seeds:
-        root = p.root(seed)
-        for name in p.todo:
-            r = p.run(name)
-            if r.get("kind") == "cascade":
-                if req.test:
-                    action = _cascade(root, r) or "reused"
-                    done.append({"seed": seed, "run": name, "action": action})
-                continue
-            run, config, overrides = p.args(name, seed)
-            for t in r.get("teachers", []):
-                w = RunDir(root / rec.data["runs"][t].get("dir", t)).last_weights_written()
-                config_file = RunDir(run).config
-                if config_file.is_file() and w and _newer(w, config_file):
-                    print(f"== {run}: its teacher {t} was retrained since; training it again")
-                    shutil.rmtree(run)
-            print(f"== {run.name} (seed {seed}): {run}")
-            start = time.perf_counter()
-            action, test = _train(train, config, overrides, run), None
+    for seed, name in p.order(req.seeds):
+        r = p.run(name)
+        if r.get("kind") == "cascade":
             if req.test:
-                after = spec.get("after_training", "evaluate")
-                test = _after_training(after, run, spec)
-            seconds = round(time.perf_counter() - start, 1)
-            if p.logs_root and req.test:
-                keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
-            done.append(
-                {"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds}
-            )
+                action = _cascade(p.root(seed), r) or "reused"
+                done.append({"seed": seed, "run": name, "action": action})
+            continue
+        run, config, overrides = p.args(name, seed)
+        for t in r.get("teachers", []):
+            teacher = p.root_of(t, seed) / rec.data["runs"][t].get("dir", t)
+            w = RunDir(teacher).last_weights_written()
+            config_file = RunDir(run).config
+            if config_file.is_file() and w and _newer(w, config_file):
+                print(f"== {run}: its teacher {t} was retrained since; training it again")
+                shutil.rmtree(run)
+        print(f"== {run.name} (seed {seed}): {run}")
+        start = time.perf_counter()
+        action, test = _train(train, config, overrides, run), None
+        if req.test:
+            test = _after_training(spec.get("after_training", "evaluate"), run, spec)
+        seconds = round(time.perf_counter() - start, 1)
+        if p.logs_root and req.test:
+            keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
+        done.append({"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds})
     p.runs_root.mkdir(parents=True, exist_ok=True)
     with open(p.runs_root / "reproduce.jsonl", "a") as f:
         f.writelines(json.dumps(d) + "\n" for d in done)

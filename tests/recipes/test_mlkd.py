@@ -63,7 +63,14 @@ def test_every_system_is_reported(mlkd_tiny):
     assert paper["teacher_a"]["params"] > 5 * paper["student_a"]["params"]
     assert paper["teacher_a"]["flops_per_s"] > paper["student_a"]["flops_per_s"] > 0
     md = (out / "results.md").read_text()
-    for heading in ("Table 2/3", "Table 4", "Table 5", "Table 1 and Table 6", "Figure 3"):
+    for heading in (
+        "Table 2/3",
+        "Table 4",
+        "Table 8",
+        "Verdicts",
+        "Table 1 and Table 6",
+        "Figure 3",
+    ):
         assert heading in md
     for student in ("student_a", "student_b"):
         fig = report["figure3"][student]
@@ -162,3 +169,20 @@ def test_a_student_is_trained_again_after_its_teacher(mlkd_tiny):
     after = stamps(s1 / "mlkd")
     assert after.keys() == {p for p in before if "/eval/" not in str(p)}  # test decoding is gone
     assert all(after[p] > before[p] for p in after)
+
+
+def test_every_seed_learns_from_seed_1s_teacher(mlkd_tiny):
+    """Teachers are `shared`: seed 2 trains no teacher of its own; its students start from, and
+    learn from, the teacher in seed 1's folder (the paper's one pre-trained teacher)."""
+    out, _ = mlkd_tiny
+    done = reproduce("mlkd", scale="tiny", out=out, seeds=[2], methods=["mlkd"], extra=MLKD_TINY,
+                     test=False)  # fmt: skip
+    assert [(d["seed"], d["run"]) for d in done] == [(1, "teacher_a"), (2, "mlkd")]
+    assert done[0]["action"] == "reused"
+    root = out / "tiny" / "fsdd-connected"
+    assert not (root / "s2" / "teacher_a").exists()
+    cfg = yaml.safe_load((root / "s2" / "mlkd" / "config.yaml").read_text())
+    assert (
+        cfg["peers"]["teacher_a"]["model"]["init_from"] == f"{root / 's1' / 'teacher_a'}:teacher_a"
+    )
+    assert cfg["train"]["seed"] == 2
