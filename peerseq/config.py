@@ -112,6 +112,28 @@ def save_config(instance: Any, path: str | Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def saved_config_changes(instance: Any, path: str | Path) -> list[str]:
+    """The dotted keys whose values in ``instance`` differ from the config saved at ``path``
+    (by ``save_config``), in file order; [] when they agree. Values are compared as YAML reads
+    them back, so tuples and lists, or 1e-3 and 0.001, are equal."""
+    old = _read_yaml(Path(path))
+    new = yaml.load(yaml.dump(to_dict(instance), Dumper=_Dumper), Loader=_Loader)
+    return _changes(old, new, "")
+
+
+def _changes(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [k for k in new if k not in old]
+        return [c for k in keys for c in _changes(old.get(k), new.get(k), f"{prefix}{k}.")]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            c
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for c in _changes(a, b, f"{prefix}{i}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
 # ---- reading ------------------------------------------------------------------------------
 
 

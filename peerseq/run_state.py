@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from peerseq.config import saved_config_changes
 from peerseq.errors import PeerseqError
 from peerseq.rundir.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from peerseq.rundir.layout import RunDir
 from peerseq.typed import from_dict
 
 
@@ -98,3 +100,46 @@ def non_finite(models: Mapping[str, nn.Module]) -> list[str]:
         for name, model in models.items()
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters())
     ]
+
+
+# What a resumed run may change: where it ends, how it logs and checkpoints, what it runs on.
+# Anything else would mix two experiments in one run directory.
+RESUMABLE = {
+    "out_dir",  # a run directory may be moved
+    "train.max_epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.keep_last",
+    "train.patience",
+    "train.device",
+    "train.num_threads",
+    "train.collective_timeout",
+    "train.max_bad_steps",
+    "train.pseudo_labels_dir",  # a cache, its files named by the teacher's weights hash
+}
+
+
+def check_run_dir(exp, layout: RunDir, resume: bool) -> None:
+    """May `exp` train into `layout`'s directory? One that holds checkpoints only with
+    --resume, and only for the experiment they were trained by: its config.yaml may differ in
+    RESUMABLE keys alone, else a finished run would be reused as if it had been trained with
+    the new settings. Raises PeerseqError saying what to do."""
+    steps = sorted(layout.checkpoints.glob("step-*"))
+    if not steps:
+        return
+    if not resume:
+        raise PeerseqError(
+            f"out_dir {layout.root}: holds the checkpoints of an earlier run (newest "
+            f"{steps[-1].name}); add --resume to continue it, or train into another out_dir "
+            "(or delete this one) to start over"
+        )
+    saved = layout.config
+    changed = saved.is_file() and [
+        k for k in saved_config_changes(exp, saved) if k not in RESUMABLE
+    ]
+    if changed:
+        raise PeerseqError(
+            f"out_dir {layout.root}: its checkpoints were trained with another config ({saved} "
+            f"differs in {', '.join(changed)}); --resume continues the same experiment. Train "
+            "into another out_dir (or delete this one) to use the new settings"
+        )

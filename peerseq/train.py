@@ -37,11 +37,15 @@ from peerseq.errors import PeerseqError, describe
 from peerseq.experiment import Experiment
 from peerseq.files import atomic_dir, ensure_writable_dir
 from peerseq.losses.ctc import tally_infeasible
-from peerseq.run_state import State, load_state, non_finite, save_state, seed_everything
-from peerseq.rundir.checkpoint import (
-    clean_leftovers,
-    latest_checkpoint,
+from peerseq.run_state import (
+    State,
+    check_run_dir,
+    load_state,
+    non_finite,
+    save_state,
+    seed_everything,
 )
+from peerseq.rundir.checkpoint import clean_leftovers, latest_checkpoint
 from peerseq.rundir.layout import RunDir, weights_file
 from peerseq.rundir.lock import RunLock
 from peerseq.rundir.log import RunLogger
@@ -86,13 +90,7 @@ class Trainer:
             try:
                 ensure_writable_dir(self.run_dir, "out_dir")
                 lock = RunLock(self.run_dir).acquire()
-                steps = sorted(self.layout.checkpoints.glob("step-*"))
-                if steps and not resume:
-                    raise PeerseqError(
-                        f"out_dir {self.run_dir}: holds the checkpoints of an earlier run "
-                        f"(newest {steps[-1].name}); add --resume to continue it, or train into "
-                        "another out_dir (or delete this one) to start over"
-                    )
+                check_run_dir(self.exp, self.layout, resume)
                 clean_leftovers(self.run_dir)
             except (PeerseqError, OSError) as e:
                 error = describe(e)

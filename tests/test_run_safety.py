@@ -109,6 +109,23 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path, corpus, caps
     assert (tmp_path / "run" / "config.yaml").read_text() == config_before
 
 
+def test_resume_refuses_a_changed_experiment_but_not_a_longer_one(tmp_path, corpus, capsys):
+    """--resume with a different loss weight would reuse the finished run as if it had been
+    trained so: refused, naming the key; another budget or thread count is accepted."""
+    cfg = write_config(tmp_path, corpus, tmp_path / "run", max_epochs=1)
+    assert main(["train", str(cfg)]) == 0
+    config_before = (tmp_path / "run" / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", str(cfg), "optim.lr=0.1", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with another config" in err and "optim.lr" in err
+    assert "train.max_epochs" not in err
+    assert (tmp_path / "run" / "config.yaml").read_text() == config_before
+    more = ["train.max_epochs=2", "train.num_threads=1", "--resume"]
+    assert main(["train", str(cfg), *more]) == 0
+    assert "resuming at step" in capsys.readouterr().out
+
+
 def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, corpus, capsys):
     """At a learning rate of 1e4 the loss turns NaN within a few steps: each such step is
     skipped and logged, and after train.max_bad_steps in a row the run stops with exit 2, its
