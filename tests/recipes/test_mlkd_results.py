@@ -1,0 +1,27 @@
+"""Paper 003's committed results are what its committed logs give: `peerseq report` on
+recipes/mlkd/logs/small (each run's config, metrics.jsonl and decoded test set, as `peerseq
+reproduce` keeps them) writes recipes/mlkd/results.md and results.json again, byte for byte and
+value for value. The CPU decoding RTF needs weights, which the logs do not hold: it is "—" in
+both. Figures are written but not compared (their bytes depend on matplotlib's version)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from peerseq.report.page import report
+from peerseq.report.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_results_are_regenerated_from_the_committed_logs(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the page names its logs folder relative to the repository
+    recipe = Path("recipes/mlkd")
+    logs = recipe / "logs" / "small"
+    assert (logs / "fsdd-connected").is_dir()
+    report(load_recipe(recipe), logs, "small", tmp_path / "results", {"corpus": "fsdd-connected"})
+    assert (tmp_path / "results.md").read_text() == (recipe / "results.md").read_text()
+    got = json.loads((tmp_path / "results.json").read_text())
+    assert got == json.loads((recipe / "results.json").read_text())
+    assert got["claims"] and all(c["verdict"] for c in got["claims"])
