@@ -1,6 +1,6 @@
 #!/bin/bash
 # seqKD from Teacher B at a = 0.25 and 0.75 (and 0.5: the earlier seed-1 run), seed 1, dev only
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository
 S=exp/mlkd/small/fsdd-connected/s1
 for a in 0.25 0.75; do
   w=$(python3 -c "print(1-$a)")

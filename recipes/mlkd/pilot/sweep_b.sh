@@ -1,7 +1,7 @@
 #!/bin/bash
 # MLKD from Teacher B at b = $B... (b = 1 as well) with a = $A, seed 1, dev only
 # usage: sweep_b.sh A B1 B2 ...
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository
 S=exp/mlkd/small/fsdd-connected/s1
 a=$1; shift
 w=$(python3 -c "print(1-$a)")
