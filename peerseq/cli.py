@@ -185,6 +185,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     results = Path(args.results)
     report(load_recipe(args.recipe), Path(args.root), args.scale, results, dict(args.set))
     print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
+    if args.readme:
+        from peerseq.report.readme import sync_verdicts
+
+        sync_verdicts(Path(args.readme), results.with_suffix(".md"))
+        print(f"updated the verdict table of {args.readme}")
 
 
 def _seeds(text: str) -> list[int]:
@@ -212,10 +217,16 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         test=not args.no_test,
         settings=dict(args.set),
         extra=args.overrides,
+        readme=Path(args.readme) if args.readme else None,
     )
     done = reproduce(load_recipe(args.recipe), req, train_run)
     actions = [d["action"] for d in done] + [d["test"] for d in done if d.get("test")]
     print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
+
+
+README_HELP = (
+    "also copy the page's verdict table into this README's '<!-- verdicts: PAGE -->' block"
+)
 
 
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -358,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a page variable of the declaration, e.g. corpus=multi30k-speech",
     )
+    pr.add_argument("--readme", help=README_HELP)
     pr.set_defaults(func=cmd_report)
 
     pq = sub.add_parser(
@@ -376,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pq.add_argument("--max-steps", type=int, help="stop every run after N updates (OUT/SCALE-maxN)")
     pq.add_argument("--no-test", action="store_true", help="train only: no decoding, no report")
+    pq.add_argument("--readme", help=README_HELP)
     pq.add_argument(
         "--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
         help="a recipe option, e.g. corpus=multi30k-speech, task=mt, pair=en-fr, k=2",

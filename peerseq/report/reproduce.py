@@ -43,6 +43,7 @@ class Request:
     test: bool = True
     settings: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
+    readme: Path | None = None  # its verdict block for the page is rewritten (report/readme.py)
 
 
 class _Vars(dict):
@@ -314,6 +315,8 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
     the CLI passes peerseq.cli.train_run)."""
     p = plan(rec, req)
     spec = rec.data["reproduce"]
+    if req.readme and not req.readme.is_file():  # say so before hours of training, not after
+        raise PeerseqError(f"--readme {req.readme}: no such file")
     done = []
     for seed, name in p.order(req.seeds):
         r = p.run(name)
@@ -349,6 +352,11 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
         page = {k: p.values[k] for k in spec.get("report_settings", [])}
         report(rec, p.logs_root or p.runs_root, req.scale, results, page)
         print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
+        if req.readme:
+            from peerseq.report.readme import sync_verdicts
+
+            sync_verdicts(req.readme, results.with_suffix(".md"))
+            print(f"updated the verdict table of {req.readme}")
     return done
 
 

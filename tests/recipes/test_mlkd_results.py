@@ -1,16 +1,17 @@
 """Paper 003's committed results are what its committed logs give: `peerseq report` on
 recipes/mlkd/logs/small (each run's config, metrics.jsonl and decoded test set, as `peerseq
 reproduce` keeps them) writes recipes/mlkd/results.md and results.json again, byte for byte and
-value for value. The CPU decoding RTF needs weights, which the logs do not hold: it is "—" in
-both. Figures are written but not compared (their bytes depend on matplotlib's version)."""
+value for value, and `--readme` copies its verdict table into a README. The CPU decoding RTF
+needs weights, which the logs do not hold: it is "—" in both. Figures are written but not
+compared (their bytes depend on matplotlib's version)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from peerseq.report.page import report
-from peerseq.report.recipe import load_recipe
+from peerseq.cli import main
+from peerseq.report.readme import blocks, verdict_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,8 +21,15 @@ def test_results_are_regenerated_from_the_committed_logs(tmp_path, monkeypatch):
     recipe = Path("recipes/mlkd")
     logs = recipe / "logs" / "small"
     assert (logs / "fsdd-connected").is_dir()
-    report(load_recipe(recipe), logs, "small", tmp_path / "results", {"corpus": "fsdd-connected"})
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- verdicts: results.md -->\n| old |\n<!-- /verdicts -->\n")
+    argv = ["report", str(recipe), "--root", str(logs), "--scale", "small", "--results"]
+    argv += [str(tmp_path / "results"), "--set", "corpus=fsdd-connected", "--readme", str(readme)]
+    assert main(argv) == 0
     assert (tmp_path / "results.md").read_text() == (recipe / "results.md").read_text()
     got = json.loads((tmp_path / "results.json").read_text())
     assert got == json.loads((recipe / "results.json").read_text())
     assert got["claims"] and all(c["verdict"] for c in got["claims"])
+    # --readme: the README's block for the page is now the page's verdict table
+    rows = verdict_rows((tmp_path / "results.md").read_text())
+    assert len(rows) > 2 and blocks(readme.read_text()) == [("results.md", rows)]

@@ -1,0 +1,73 @@
+"""A README's summary of a paper is its results page's verdict table, not a retelling.
+
+A README marks each summary with `<!-- verdicts: PAGE -->` ... `<!-- /verdicts -->`, PAGE a
+results page relative to the README. `peerseq report --readme README.md` rewrites the blocks
+that name the page it has just written, so the summary cannot drift from the measurements;
+tests/recipes/test_readme_verdicts.py checks every block against its page."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from peerseq.errors import PeerseqError
+from peerseq.files import atomic_write_text
+
+BLOCK = re.compile(r"(<!-- verdicts: (\S+) -->\n)(.*?)(<!-- /verdicts -->)", re.S)
+
+
+def verdict_rows(page: str) -> list[str]:
+    """The table lines (`| ... |`) of a results page's "## Verdicts" section ([] without one)."""
+    if "\n## Verdicts\n" not in page:
+        return []
+    section = page.split("\n## Verdicts\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def blocks(readme: str) -> list[tuple[str, list[str]]]:
+    """(page path as written, its table lines) for each verdict block of a README."""
+    return [
+        (m.group(2), [ln for ln in m.group(3).splitlines() if ln.startswith("|")])
+        for m in BLOCK.finditer(readme)
+    ]
+
+
+def sync_verdicts(readme: Path, page: Path) -> int:
+    """Replace the table of every block of README that names PAGE by PAGE's verdict rows.
+
+    Text around the table inside a block is kept (a sentence before or after it). Returns the
+    number of blocks rewritten; an error names the README when none names PAGE or the page has
+    no "## Verdicts" table."""
+    readme, page = Path(readme), Path(page)
+    if not readme.is_file():
+        raise PeerseqError(f"--readme {readme}: no such file")
+    rows = verdict_rows(page.read_text())
+    if not rows:
+        raise PeerseqError(f"{page}: no '## Verdicts' table to copy into {readme}")
+    here = readme.resolve().parent
+    target = page.resolve()
+    text = readme.read_text()
+    count = 0
+
+    def fill(m: re.Match) -> str:
+        nonlocal count
+        if (here / m.group(2)).resolve() != target:
+            return m.group(0)
+        count += 1
+        lines = m.group(3).splitlines()
+        table = [i for i, ln in enumerate(lines) if ln.startswith("|")]
+        start, end = (table[0], table[-1] + 1) if table else (len(lines), len(lines))
+        body = lines[:start] + rows + lines[end:]
+        return m.group(1) + "".join(ln + "\n" for ln in body) + m.group(4)
+
+    new = BLOCK.sub(fill, text)
+    if not count:
+        rel = os.path.relpath(target, here)
+        raise PeerseqError(
+            f"{readme}: no '<!-- verdicts: {rel} -->' block; add one where the summary goes, "
+            "closed by '<!-- /verdicts -->'"
+        )
+    if new != text:
+        atomic_write_text(readme, new)
+    return count
