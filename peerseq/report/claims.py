@@ -164,6 +164,9 @@ def claims(rec: Recipe, g: Group, sec: dict) -> tuple[list[str], list[dict] | No
     for r in records:
         b, m = r["systems"][r["baseline"]], r["systems"][r["method"]]
         delta = "—" if r["delta"] is None else f"{r['delta']:+.2f}"
+        if r["seeds"] and any(set(x["seeds"]) - {str(s) for s in r["seeds"]} for x in (b, m)):
+            # the means beside it cover seeds the paired test cannot use: say which it used
+            delta += f" (seed{'s' * (len(r['seeds']) > 1)} {', '.join(map(str, r['seeds']))})"
         p = "—" if r["p"] is None else f"{r['p']:.3f}"
         rows.append(
             [

@@ -139,3 +139,10 @@ def test_the_verdict_table_shows_each_record(tmp_path):
     assert f"Baseline: {b['mean']:.2f} ± {b['sd']:.2f}" in row
     assert f"Method: {m['mean']:.2f} ± {m['sd']:.2f}" in row
     assert f"{r['delta']:+.2f}" in row and "**reproduced**" in row and "3/3" in row
+
+
+def test_a_gain_on_fewer_seeds_than_the_means_names_its_seeds(tmp_path):
+    rec, g = _case(tmp_path, {"base": {1: 0.4, 2: 0.4, 3: 0.4}, "meth": {1: 0.2}})
+    md, (r,) = claims(rec, g, SEC)
+    row = next(line for line in md[1].splitlines() if line.startswith("| the method is better"))
+    assert r["seeds"] == [1] and f"| {r['delta']:+.2f} (seed 1) |" in row and "1/1" in row
