@@ -74,7 +74,7 @@ def edge(metric: str, mean: float) -> str | None:
     return None
 
 
-def _gain(metric: str, better: float, worse: float) -> float:
+def gain(metric: str, better: float, worse: float) -> float:
     """How much `better` beats `worse` in the metric's direction (positive: it does)."""
     return better - worse if higher_is_better(metric) else worse - better
 
@@ -128,15 +128,15 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
     for better, than in decl.get("requires", []):
         s_better = score_system(better, outputs(rec, g, better), metric).mean
         s_than = score_system(than, outputs(rec, g, than), metric).mean
-        if s_better is None or s_than is None or _gain(metric, s_better, s_than) <= 0:
+        if s_better is None or s_than is None or gain(metric, s_better, s_than) <= 0:
             problems.append(
                 f"needs {rec.systems[better]['label']} better than {rec.systems[than]['label']}"
             )
     if seeds:
         score_m, score_b, p = pooled_test(m_out, b_out, seeds, metric)
-        per_seed = [_gain(metric, m.scores[s], b.scores[s]) for s in seeds]
+        per_seed = [gain(metric, m.scores[s], b.scores[s]) for s in seeds]
         record |= {
-            "delta": round(_gain(metric, score_m, score_b), 2),
+            "delta": round(gain(metric, score_m, score_b), 2),
             "p": round(p, 4),
             "p_min": round(1 / (RESAMPLES + 1), 4),
             "seeds_agreeing": sum(d > 0 for d in per_seed),

@@ -68,14 +68,22 @@ def curves(
 
 
 def sweep(
-    panels: list[tuple[str, list[float], list[float], dict[str, float]]],
+    panels: list[tuple[str, dict[float, list[float]], dict[str, float]]],
     path: str | Path,
     ylabel: str = "BLEU",
 ) -> Path:
-    """panels: (x label, xs, ys, {reference label: y} drawn as horizontal lines) per panel."""
+    """panels: (x label, {x: one score per seed}, {reference label: y} drawn as horizontal
+    lines) per panel. Each seed's score is a dot; the mean over seeds is the line, with one
+    sample standard deviation either side as an error bar where a point has two seeds or more."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
-    for ax, (xlabel, xs, ys, refs) in zip(axes[0], panels, strict=True):
-        ax.plot(xs, ys, marker="o", label="EM-Network")
+    for ax, (xlabel, points, refs) in zip(axes[0], panels, strict=True):
+        xs = sorted(points)
+        means = [float(np.mean(points[x])) for x in xs]
+        sds = [float(np.std(points[x], ddof=1)) if len(points[x]) > 1 else 0.0 for x in xs]
+        ax.errorbar(xs, means, yerr=sds, marker="o", capsize=4, color="C0",
+                    label="EM-Network, mean ± sd")  # fmt: skip
+        dots = [(x, y) for x in xs for y in points[x]]
+        ax.scatter(*zip(*dots, strict=True), s=12, color="C0", alpha=0.45, label="one seed")
         for i, (label, y) in enumerate(refs.items()):
             ax.axhline(y, linestyle="--", color=f"C{i + 1}", label=label)
         ax.set_xlabel(xlabel)

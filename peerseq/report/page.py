@@ -15,6 +15,7 @@ from peerseq.report.compare import seeds_of
 from peerseq.report.costs import cost_section
 from peerseq.report.recipe import Recipe
 from peerseq.report.summary import log_tables
+from peerseq.report.sweep import sweep
 from peerseq.report.systems import Group, other_runs, systems_table
 
 
@@ -30,6 +31,8 @@ def _section(rec: Recipe, g: Group, sec: dict, scale: str):
         return log_tables(sec, g.seeds, g.vars), None
     if kind == "claims":
         return claims(rec, g, sec)
+    if kind == "sweep":
+        return sweep(rec, g, sec)
     return getattr(sections, kind)(rec, g, sec)
 
 
@@ -80,6 +83,9 @@ def report(
             md += lines
             if sec.get("json") and value is not None:  # None: the section had nothing to say
                 rec_json[sec["json"]] = value
+        for sec in gd["sections"]:  # claims at the page's top whatever the group (EVIDENCE.md)
+            if sec["kind"] == "claims" and gd.get("json_path") and sec.get("json") in rec_json:
+                out.setdefault(sec["json"], []).extend(rec_json.pop(sec["json"]))
         target = out
         for part in gd.get("json_path", []):
             target = target.setdefault(part.format(**gvars), {})

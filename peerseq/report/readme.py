@@ -17,12 +17,23 @@ from peerseq.files import atomic_write_text
 BLOCK = re.compile(r"(<!-- verdicts: (\S+) -->\n)(.*?)(<!-- /verdicts -->)", re.S)
 
 
+# a verdict section: "## Verdicts" on a one-table page, "### Verdicts ..." inside each group of
+# a page with several (paper 002: ASR and MT)
+VERDICTS = re.compile(r"^(#{2,3}) Verdicts\b.*$", re.M)
+
+
 def verdict_rows(page: str) -> list[str]:
-    """The table lines (`| ... |`) of a results page's "## Verdicts" section ([] without one)."""
-    if "\n## Verdicts\n" not in page:
-        return []
-    section = page.split("\n## Verdicts\n", 1)[1].split("\n## ", 1)[0]
-    return [line for line in section.splitlines() if line.startswith("|")]
+    """The table lines (`| ... |`) of a results page's verdict sections, one table: the first
+    section's header and rows, then the rows of the others ([] without any)."""
+    rows: list[str] = []
+    for m in VERDICTS.finditer(page):
+        section = page[m.end() :]
+        end = re.search(rf"^#{{1,{len(m.group(1))}}} ", section, re.M)  # the next heading as high
+        table = [
+            ln for ln in section[: end.start() if end else None].splitlines() if ln.startswith("|")
+        ]
+        rows += table[2:] if rows else table
+    return rows
 
 
 def blocks(readme: str) -> list[tuple[str, list[str]]]:

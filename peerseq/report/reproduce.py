@@ -198,9 +198,13 @@ def _after_training(kind: str, run: Path, spec: dict) -> str | None:
 
 def keep_logs(run: Path, dst: Path) -> None:
     """Copy what a results page is written from, and nothing large, to dst (a recipe's logs,
-    committed): config.yaml, metrics.jsonl and the decoded test sets (eval/*.test.jsonl)."""
-    src = RunDir(run)
-    files = [src.config, src.metrics] + sorted(src.eval.glob("*.test.jsonl"))
+    committed): config.yaml, metrics.jsonl, the decoded test sets (eval/*.test.jsonl), what the
+    page computed from the weights (analyses/*.json), and the same of the run's export with its
+    export.json (paper 002 reports the exported model)."""
+    src, export = RunDir(run), RunDir(RunDir(run).export)
+    files = [src.config, src.metrics, export.export_record]
+    for d in (src, export):
+        files += sorted(d.eval.glob("*.test.jsonl")) + sorted(d.analyses.glob("*.json"))
     for f in files:
         if f.is_file():
             target = dst / f.relative_to(run)
@@ -350,6 +354,11 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
 
         results = req.results or _default_results(rec, req, p.values)
         page = {k: p.values[k] for k in spec.get("report_settings", [])}
+        if p.logs_root:  # a page on the runs first: what it computes from weights is kept too
+            report(rec, p.runs_root, req.scale, p.runs_root / "results-runs", page)
+            for seed in sorted({*req.seeds, p.shared_seed}):
+                for run in sorted(r for r in p.root(seed).glob("*") if RunDir(r).is_run()):
+                    keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
         report(rec, p.logs_root or p.runs_root, req.scale, results, page)
         print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
         if req.readme:

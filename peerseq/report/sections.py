@@ -1,11 +1,10 @@
 """The page sections besides system tables and logs: dev-curve figures, paper 002's repetition,
-parameter and posteriorgram analyses, its loss curves and hyper-parameter sweep, and plain text.
+parameter and posteriorgram analyses, its loss curves, and plain text (the sweep of Figure 6 is
+in sweep.py).
 Each takes (recipe, group, section) and returns (Markdown lines, JSON value or None)."""
 
 from __future__ import annotations
 
-import json
-import re
 import statistics
 
 import numpy as np
@@ -128,41 +127,6 @@ def loss_curves(rec: Recipe, g: Group, sec: dict):
         series, out, ylabel=f"training {loss.upper()} loss (log scale)", logy=True, title=title
     )
     return [sec["title"] + "\n", f"![losses](figures/{out.name})\n"], None
-
-
-def sweep(rec: Recipe, g: Group, sec: dict):
-    """Fig. 6: test score against each swept hyper-parameter (runs RUN_NAMEVALUE beside the
-    method's own point), with reference systems as horizontal lines."""
-    seeds = g.seeds
-
-    def score_of(run: str) -> float | None:
-        vals = [
-            json.loads(f.read_text())["seq"]["score"]
-            for d in seeds.values()
-            if (f := RunDir(RunDir(d / run).export).scores("test")).is_file()
-        ]
-        return float(np.mean(vals)) if vals else None
-
-    run = sec["run"]
-    points = {k: {float(v): score_of(run)} for k, v in sec["default"].items()}
-    for d in seeds.values():
-        for p in d.glob(f"{run}_*"):
-            m = re.fullmatch(rf"{run}_({'|'.join(points)})([\d.]+)", p.name)
-            if m:
-                points[m.group(1)][float(m.group(2))] = score_of(p.name)
-    points = {k: {x: y for x, y in v.items() if y is not None} for k, v in points.items()}
-    if sum(len(v) for v in points.values()) <= 2:
-        return [], None
-    refs = {label: v for label, r in sec["references"].items() if (v := score_of(r)) is not None}
-    panels = [
-        (sec["axes"][k], sorted(v), [v[x] for x in sorted(v)], refs) for k, v in points.items()
-    ]
-    out = g.vars["figdir"] / sec["file"].format(**g.vars)
-    figures.sweep(panels, out)
-    sw = {k: {str(x): round(y, 2) for x, y in sorted(v.items())} for k, v in points.items()}
-    rows = [[k, ", ".join(f"{x}: {y}" for x, y in v.items())] for k, v in sw.items()]
-    md = [sec["title"] + "\n", f"![sweep](figures/{out.name})\n"]
-    return md + [markdown_table(["parameter", "test BLEU by value"], rows), ""], sw
 
 
 def text(rec: Recipe, g: Group, sec: dict):

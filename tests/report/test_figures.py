@@ -69,7 +69,7 @@ def test_posteriorgram_draws_label_0_at_the_top(tmp_path):
 
 
 def test_sweep_draws_the_scores_and_each_reference_line(tmp_path):
-    img = rgb(sweep([("lambda", [0.1, 0.5, 0.9], [20.0, 30.0, 25.0], {"baseline": 22.0})],
+    img = rgb(sweep([("lambda", {0.1: [20.0], 0.5: [30.0], 0.9: [25.0]}, {"baseline": 22.0})],
                     tmp_path / "s.png"))  # fmt: skip
     scores, reference = near(img, "C0"), near(img, "C1")
     assert scores.any(axis=0).mean() > 0.5  # the score line across the panel
@@ -77,3 +77,16 @@ def test_sweep_draws_the_scores_and_each_reference_line(tmp_path):
     # holds most of its pixels, across the panel
     per_band = np.convolve(reference.sum(axis=1), np.ones(3), mode="same")
     assert per_band.max() > 0.3 * img.shape[1] and per_band.max() > 0.7 * reference.sum()
+
+
+def test_sweep_draws_the_spread_of_the_seeds(tmp_path):
+    """A point whose two seeds differ gets an error bar: a tall column of the line's colour
+    that a point whose seeds agree does not have."""
+
+    def tallest(points: dict, name: str) -> int:
+        img = rgb(sweep([("alpha", points, {})], tmp_path / f"{name}.png"))
+        return int(near(img, "C0").sum(axis=0).max())  # most line-coloured pixels in a column
+
+    spread = tallest({0.0: [25.0], 1.0: [20.0, 30.0], 2.0: [25.0]}, "spread")
+    agree = tallest({0.0: [24.0], 1.0: [25.0, 25.0], 2.0: [26.0]}, "agree")
+    assert spread > 3 * agree, (spread, agree)

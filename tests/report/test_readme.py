@@ -31,6 +31,17 @@ def test_verdict_rows_reads_only_the_verdicts_section():
     assert verdict_rows("# no verdicts\n") == []
 
 
+def test_verdict_rows_joins_the_verdict_sections_of_several_groups():
+    page = (
+        "# R\n\n## ASR\n\n### Verdicts\n\n| claim | verdict |\n|---|---|\n| a | reproduced |\n\n"
+        "### Table 5\n\n| t |\n\n## MT\n\n### Verdicts\n\n| claim | verdict |\n|---|---|\n"
+        "| m | inconclusive |\n\n### Figure 6\n\n| f |\n"
+    )
+    assert verdict_rows(page) == [
+        "| claim | verdict |", "|---|---|", "| a | reproduced |", "| m | inconclusive |"
+    ]  # fmt: skip
+
+
 def test_sync_rewrites_only_the_block_naming_the_page(tmp_path):
     readme, page = _files(tmp_path)
     assert sync_verdicts(readme, page) == 1

@@ -24,3 +24,32 @@ def test_keep_logs_copies_the_small_files_only(tmp_path):
     kept = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
     assert kept == ["config.yaml", "eval/a.test.jsonl", "metrics.jsonl"]
     assert (dst / "eval" / "a.test.jsonl").read_text() == "a.test.jsonl"
+
+
+def test_keep_logs_keeps_the_export_and_what_was_computed_from_weights(tmp_path):
+    """Paper 002 reports the exported model: its decoded test set, its export.json (parameters)
+    and the analyses the page computed from weights are kept; its weights are not."""
+    run = RunDir(tmp_path / "runs" / "s1" / "em")
+    export = RunDir(run.export)
+    for f in (
+        run.config,
+        run.metrics,
+        run.analyses / "parameters.json",
+        export.export_record,
+        export.outputs("seq", "test"),
+        export.analyses / "teacher_forced_repetition.json",
+        export.root / "model.seq.safetensors",
+    ):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f.name)
+    dst = tmp_path / "logs" / "s1" / "em"
+    keep_logs(run.root, dst)
+    kept = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+    assert kept == [
+        "analyses/parameters.json",
+        "config.yaml",
+        "export/analyses/teacher_forced_repetition.json",
+        "export/eval/seq.test.jsonl",
+        "export/export.json",
+        "metrics.jsonl",
+    ]
