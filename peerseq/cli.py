@@ -260,12 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sizes,
         help="fsdd-connected utterances per split, e.g. train=5000,dev=500,test=500",
     )
-    for which, example in (("test", "theo"), ("dev", "george")):
+    m30k = "; multi30k-speech: eSpeak accents or variants only test speaks with, e.g. m7,f4"
+    for which, example, more in (("test", "theo", m30k), ("dev", "george", "")):
         pp.add_argument(
             f"--{which}-speakers",
             type=_names,
             help=f"fsdd, fsdd-connected: comma-separated speakers whose recordings are all in "
-            f"{which} and never train (speaker-disjoint evaluation), e.g. {example}",
+            f"{which} and never train (speaker-disjoint evaluation), e.g. {example}{more}",
         )
     pp.add_argument(
         "--shar",

@@ -38,6 +38,7 @@ from peerseq.data.corpora import (
 )
 from peerseq.data.corpora.user_audio import LANG_CODE, load_user_audio
 from peerseq.data.shar import SHAR_KINDS, write_shar
+from peerseq.data.synth import held_out_pools
 from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
 from peerseq.data.user_checks import check_user_cuts
 from peerseq.errors import DataError
@@ -152,9 +153,21 @@ def _prep_multi30k(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
 
 def _prep_multi30k_speech(a: PrepareArgs, out: Path, faults: mf.Faults, final: Path) -> dict:
     splits = multi30k.load(a.src_dir(), a.limit, faults.notes)
+    pools = {}
+    if a.test_speakers:  # synthesised speakers: test voices that train and dev never use
+        try:
+            seen, unseen = held_out_pools(a.test_speakers)
+        except ValueError as e:
+            raise DataError(f"--test-speakers: {e}") from None
+        pools = {split: unseen if split == "test" else seen for split in splits}
     for split, rows in splits.items():
         cuts = multi30k_speech.synthesize(
-            rows, out / "audio" / split, a.seed, a.num_workers, final / "audio" / split
+            rows,
+            out / "audio" / split,
+            a.seed,
+            a.num_workers,
+            final / "audio" / split,
+            pools.get(split),
         )
         mf.write_cuts(cuts, out, split)
     _train_text_tokenizers(splits["train"], list(multi30k.LANGS), out, a)
@@ -292,9 +305,14 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
             f"unknown corpus '{a.name}': expected one of {', '.join(CORPORA)} "
             "or the path of a lhotse CutSet manifest"
         )
-    if (a.test_speakers or a.dev_speakers) and a.name not in ("fsdd", "fsdd-connected"):
+    if a.dev_speakers and a.name not in ("fsdd", "fsdd-connected"):
         raise DataError(
-            f"--test-speakers/--dev-speakers: only fsdd and fsdd-connected are split by speaker "
+            f"--dev-speakers: only fsdd and fsdd-connected are split by speaker "
+            f"here, not {a.name} (a manifest's splits are what you give)"
+        )
+    if a.test_speakers and a.name not in ("fsdd", "fsdd-connected", "multi30k-speech"):
+        raise DataError(
+            f"--test-speakers: only fsdd, fsdd-connected and multi30k-speech are split by speaker "
             f"here, not {a.name} (a manifest's splits are what you give)"
         )
     if a.shar is not None and a.shar not in SHAR_KINDS:

@@ -53,11 +53,38 @@ class VoiceParams:
         return f"{self.voice}+{self.variant}"
 
 
-def draw_voice(rng: random.Random) -> VoiceParams:
-    """Voice x variant x rate x pitch, drawn from rng (one draw per utterance)."""
+# the voices one split may use: (accents, variants); every pair of the two can speak
+Pool = tuple[tuple[str, ...], tuple[str, ...]]
+ALL: Pool = (VOICES, VARIANTS)
+
+
+def draw_voice(rng: random.Random, pool: Pool = ALL) -> VoiceParams:
+    """Voice x variant x rate x pitch, drawn from rng (one draw per utterance) and the pool."""
+    voices, variants = pool
     return VoiceParams(
-        rng.choice(VOICES), rng.choice(VARIANTS), rng.randint(130, 200), rng.randint(30, 70)
+        rng.choice(voices), rng.choice(variants), rng.randint(130, 200), rng.randint(30, 70)
     )
+
+
+def held_out_pools(names: list[str]) -> tuple[Pool, Pool]:
+    """(seen, unseen) voice pools that share no voice, from names that are accents (VOICES)
+    or variants (VARIANTS): the unseen pool speaks only with the named ones (all accents, or
+    all variants, where none of that kind is named); the seen pool never uses a named one."""
+    unknown = [n for n in names if n not in VOICES + VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: not an eSpeak accent ({', '.join(VOICES)}) "
+            f"or variant ({', '.join(VARIANTS)})"
+        )
+    out_voices = tuple(v for v in VOICES if v in names)
+    out_variants = tuple(v for v in VARIANTS if v in names)
+    seen = (
+        tuple(v for v in VOICES if v not in out_voices),
+        tuple(v for v in VARIANTS if v not in out_variants),
+    )
+    if not seen[0] or not seen[1]:
+        raise ValueError(f"{', '.join(names)}: nothing would be left to speak the other splits")
+    return seen, (out_voices or VOICES, out_variants or VARIANTS)
 
 
 class ESpeak:

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from peerseq.data.manifest import cut_text, load_split, load_text_split, text_row
 from peerseq.data.prepare import PrepareArgs, prepare
+from peerseq.data.synth import held_out_pools
 from peerseq.data.tokenizers import load_tokenizer
 from peerseq.errors import DataError
 
@@ -72,7 +73,7 @@ def test_fsdd_holds_out_speakers_for_test_and_dev(tmp_path, fsdd_copy):
                 "fsdd", tmp_path / "x", src=fsdd_copy, test_speakers=["theo"], dev_speakers=["theo"]
             )
         )
-    with pytest.raises(DataError, match="only fsdd and fsdd-connected"):
+    with pytest.raises(DataError, match="--test-speakers: only fsdd, fsdd-connected and multi30k"):
         prepare(PrepareArgs("yesno", tmp_path / "x", test_speakers=["theo"]))
 
 
@@ -155,6 +156,27 @@ def test_multi30k_speech_is_aligned_and_byte_identical(tmp_path, bundled):
         seconds_per_word = cut.duration / len(en[i].split())
         assert 0.15 < seconds_per_word < 1.0
         assert np.abs(audio).max() > 0.05
+
+
+def test_multi30k_speech_test_speakers_are_voices_train_and_dev_never_use(tmp_path, bundled):
+    a = PrepareArgs("multi30k-speech", tmp_path / "m", limit=12, vocab_size=200,
+                    test_speakers=["m7", "f4"])  # fmt: skip
+    prepare(a)
+    speakers = {
+        s: {c.supervisions[0].speaker for c in load_split(a.out, s)}
+        for s in ("train", "dev", "test")
+    }
+    assert speakers["test"] and all(v.split("+")[1] in ("m7", "f4") for v in speakers["test"])
+    for split in ("train", "dev"):
+        assert speakers[split] and not any(v.split("+")[1] in ("m7", "f4") for v in speakers[split])
+    # held-out accents and variants together: test speaks only with both
+    seen, unseen = held_out_pools(["en-us-nyc", "m7"])
+    assert unseen == (("en-us-nyc",), ("m7",))
+    assert "en-us-nyc" not in seen[0] and "m7" not in seen[1] and len(seen[1]) == 14
+    with pytest.raises(DataError, match="bob: not an eSpeak accent"):
+        prepare(PrepareArgs("multi30k-speech", tmp_path / "x", limit=4, test_speakers=["bob"]))
+    with pytest.raises(DataError, match="--dev-speakers: only fsdd and fsdd-connected"):
+        prepare(PrepareArgs("multi30k-speech", tmp_path / "x", limit=4, dev_speakers=["m7"]))
 
 
 def test_reuse_and_atomic_output(tmp_path, fsdd_copy):

@@ -24,23 +24,23 @@ from peerseq.data.manifest import SAMPLING_RATE, cuts_from
 CHUNK = 200
 
 
-def voice_for(seed: int, uid: str):
-    from peerseq.data.synth import draw_voice
+def voice_for(seed: int, uid: str, pool=None):
+    from peerseq.data.synth import ALL, draw_voice
 
-    return draw_voice(random.Random(f"multi30k-speech/{seed}/{uid}"))
+    return draw_voice(random.Random(f"multi30k-speech/{seed}/{uid}"), pool or ALL)
 
 
-def _synth_chunk(job: tuple[list[tuple[str, str]], str, int]) -> list[tuple[str, int, dict]]:
+def _synth_chunk(job: tuple[list[tuple[str, str]], str, int, tuple]) -> list[tuple[str, int, dict]]:
     """Worker: synthesise (id, text) pairs into folder; returns (id, num_samples, voice)."""
     from peerseq.data.synth import ESpeak  # loaded here: each chunk's process starts fresh
 
-    items, folder, seed = job
+    items, folder, seed, pool = job
     engine = ESpeak()
     g = np.gcd(SAMPLING_RATE, engine.sampling_rate)
     up, down = SAMPLING_RATE // g, engine.sampling_rate // g
     out = []
     for uid, text in items:
-        params = voice_for(seed, uid)
+        params = voice_for(seed, uid, pool)
         wav = engine.synthesize(text, params).astype(np.float32) / 32768.0
         wav = np.clip(resample_poly(wav, up, down), -1.0, 32767 / 32768)
         pcm = np.round(wav * 32768.0).astype(np.int16)
@@ -55,8 +55,10 @@ def synthesize(
     seed: int,
     num_workers: int = 2,
     final_dir: Path | None = None,
+    pool: tuple | None = None,
 ) -> CutSet:
-    """One cut per sentence, carrying its transcript (en) and translations (custom de/fr).
+    """One cut per sentence, carrying its transcript (en) and translations (custom de/fr),
+    spoken by voices drawn from pool (synth.Pool: accents, variants; default all of them).
 
     Audio is written to audio_dir; the manifest points at final_dir (default audio_dir), where
     the files will be once the atomic rename of the output directory is done.
@@ -64,7 +66,7 @@ def synthesize(
     audio_dir.mkdir(parents=True, exist_ok=True)
     final_dir = Path(final_dir or audio_dir).resolve()
     items = [(r["id"], r["en"]) for r in rows]
-    jobs = [(items[i : i + CHUNK], str(audio_dir), seed) for i in range(0, len(items), CHUNK)]
+    jobs = [(items[i : i + CHUNK], str(audio_dir), seed, pool) for i in range(0, len(items), CHUNK)]
     # fork: workers inherit no eSpeak state because this process never loads the library;
     # maxtasksperchild=1 gives every chunk a fresh process (see the module docstring).
     ctx = mp.get_context("fork")
