@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from peerseq.losses.reduction import Reduction, mask_inputs, reduce_positions
+from peerseq.losses.reduction import Reduction, reduce_positions
 
 
 def label_smoothed_nll(
@@ -32,7 +32,11 @@ def label_smoothed_nll(
     """
     if not 0.0 <= epsilon < 1.0:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
-    log_probs = mask_inputs(log_probs, mask)
+    # No masking of the [B, U, V] input: at V = 4000 it cost a fifth of an MT training step
+    # (100 steps of em_network/mt.yaml in bf16: 127 -> 153-163 sentences a second, same losses);
+    # every quantity below is per position, and reduce_positions selects the valid ones with
+    # `where`, so padding's values, -inf included, reach neither the loss nor, as exact zeros,
+    # the gradient (tests/losses: padding holding -inf or garbage changes nothing).
     safe_targets = torch.where(mask, targets, torch.zeros_like(targets))  # pads may be -100 etc.
     nll = -log_probs.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)  # [B, U, V] -> [B, U]
     smooth = -log_probs.sum(dim=-1)  # [B, U]

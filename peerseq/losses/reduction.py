@@ -50,4 +50,4 @@ def mask_inputs(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Done before any arithmetic so that padding holding -inf or NaN cannot produce NaN gradients
     through the unselected branch of a later `where` (0 * inf = NaN in backward).
     """
-    return torch.where(mask[..., None], x, torch.zeros_like(x))
+    return x.masked_fill(~mask[..., None], 0.0)  # as where(mask, x, 0), without a zeros tensor
