@@ -289,3 +289,15 @@ def test_an_old_checkpoint_resumes_without_duplicating_an_epoch_end(tmp_path):
     log = RunLogger(tmp_path, keep=None, resumed_step=4, resumed_epoch=0)
     log.close()
     assert records(tmp_path) == rows[:2] and log.lines == 2
+
+
+def test_a_resumed_run_estimates_its_time_from_its_own_updates(tmp_path, capsys):
+    """After a resume at step 900 of 1,000, 50 updates in 10 s leave 50 more: about 10 s, not
+    the 0.6 s that 10 s / 950 steps would give."""
+    from peerseq.rundir.log import RunLogger
+
+    log = RunLogger(tmp_path, total_steps=1000, keep=None, resumed_step=900, resumed_epoch=4)
+    log.start -= 10.0  # this process has trained for 10 s
+    log.progress(950, 4, {"loss": 1.0}, utts=500)
+    log.close()
+    assert "ETA 0:10" in capsys.readouterr().out

@@ -37,6 +37,7 @@ class RunLogger:
         self.total = total_steps
         self.console = Console(width=max(Console().width, 130))
         self.start = time.time()
+        self.start_step = resumed_step  # the ETA's rate counts this process's updates only
         self.valid_total = 0.0  # seconds spent validating since start
         self.bar: Progress | None = None  # the live progress bar, on a terminal
         self.utts = 0
@@ -89,7 +90,7 @@ class RunLogger:
         shown = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
         eta = ""
         if self.total:
-            left = elapsed / max(step, 1) * (self.total - step)
+            left = elapsed / max(step - self.start_step, 1) * (self.total - step)
             eta = f" | ETA {int(left // 60)}:{int(left % 60):02d}"
         total = f"/{self.total}" if self.total else ""
         line = f"step {step}{total} ep {epoch} | {shown} | {rate:.1f} utt/s{eta}"
