@@ -6,8 +6,9 @@ The report must write the same page byte for byte and the same JSON. What is not
 generator's name in the page's first paragraph (the former script's path, now the command), the
 root folder (the runs were made elsewhere) and, for paper 003, the CPU decoding real-time factor
 (a timing, and the fixture has no weights to decode with). Paper 003's golden page was
-regenerated when its tables changed by design (issue 19: verdicts, Teacher B's tables first);
-the other two are still the former report.py's own output.
+regenerated when its tables changed by design (issue 19: verdicts, Teacher B's tables first),
+paper 002's when it gained verdicts and Figure 6 its spread (issue 20); paper 000's is still the
+former report.py's own output.
 """
 
 from __future__ import annotations
