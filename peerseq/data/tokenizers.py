@@ -16,6 +16,8 @@ import math
 import random
 import re
 import string
+from array import array
+from itertools import accumulate
 from pathlib import Path
 from typing import Protocol
 
@@ -74,25 +76,49 @@ class SentencePieceTokenizer:
     training loop gives every batch its own generator, seeded by (seed, epoch, batch index).
     """
 
+    # sentences whose n-best list is kept (see _candidates): about 5 kB each at nbest 64
+    CACHE_SENTENCES = 200_000
+
     def __init__(self, model_proto: bytes, alpha: float = 0.1, nbest: int = 64):
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.model_proto = model_proto
         self.alpha, self.nbest = alpha, nbest
         self.vocab_size = self.sp.get_piece_size()
         self.piece_scores = [self.sp.get_score(i) for i in range(self.vocab_size)]
+        self._nbest: dict[str, tuple[array, array, array]] = {}
 
     def encode(
         self, text: str, sample: bool = False, rng: random.Random | None = None
     ) -> list[int]:
         if not sample:
             return self.sp.encode(text)
-        candidates = self.sp.nbest_encode_as_ids(text, self.nbest)
-        if len(candidates) < 2:
-            return candidates[0] if candidates else self.sp.encode(text)
+        ids, starts, cum_weights = self._candidates(text)
+        if len(cum_weights) < 2:
+            return ids.tolist()
+        # choices over the candidates' indices with their cumulative weights draws the same
+        # candidate from the same generator state as choices(candidates, weights=weights)
+        i = (rng or random).choices(range(len(cum_weights)), cum_weights=cum_weights)[0]
+        return ids[starts[i] : starts[i + 1]].tolist()
+
+    def _candidates(self, text: str) -> tuple[array, array, array]:
+        """(the n-best segmentations' ids concatenated, where each starts (and the end), their
+        cumulative sampling weights P(x)^alpha / P(best)^alpha). Kept per sentence: the n-best
+        search and its scoring cost a tenth of an MT training step when done for every batch,
+        and a sentence's list never changes."""
+        if (hit := self._nbest.get(text)) is not None:
+            return hit
+        candidates = self.sp.nbest_encode_as_ids(text, self.nbest) or [self.sp.encode(text)]
         scores = [sum(self.piece_scores[i] for i in c) for c in candidates]  # log P(x)
         top = max(scores)
         weights = [math.exp(self.alpha * (s - top)) for s in scores]
-        return (rng or random).choices(candidates, weights=weights)[0]
+        out = (
+            array("i", [i for c in candidates for i in c]),
+            array("i", [0, *accumulate(len(c) for c in candidates)]),
+            array("d", accumulate(weights)),
+        )
+        if len(self._nbest) < self.CACHE_SENTENCES:
+            self._nbest[text] = out
+        return out
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i > 3])
