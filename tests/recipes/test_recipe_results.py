@@ -1,14 +1,16 @@
-"""Paper 003's committed results are what its committed logs give: `peerseq report` on
-recipes/mlkd/logs/small (each run's config, metrics.jsonl and decoded test set, as `peerseq
-reproduce` keeps them) writes recipes/mlkd/results.md and results.json again, byte for byte and
-value for value, and `--readme` copies its verdict table into a README. The CPU decoding RTF
-needs weights, which the logs do not hold: it is "—" in both. Figures are written but not
-compared (their bytes depend on matplotlib's version)."""
+"""A recipe's committed results are what its committed logs give: `peerseq report` on
+recipes/NAME/logs/small (each run's config, metrics.jsonl, decoded test set and what was
+computed from its weights, as `peerseq reproduce` keeps them) writes recipes/NAME/results.md and
+results.json again, byte for byte and value for value, and `--readme` copies its verdict table
+into a README. Paper 003's CPU decoding RTF needs weights, which the logs do not hold: it is "—"
+in both. Figures are written but not compared (their bytes depend on matplotlib's version)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from peerseq.cli import main
 from peerseq.report.readme import blocks, verdict_rows
@@ -16,15 +18,21 @@ from peerseq.report.readme import blocks, verdict_rows
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_results_are_regenerated_from_the_committed_logs(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, group, settings",
+    [("mlkd", "fsdd-connected", ["--set", "corpus=fsdd-connected"]), ("em_network", "mt", [])],
+)
+def test_results_are_regenerated_from_the_committed_logs(
+    name, group, settings, tmp_path, monkeypatch
+):
     monkeypatch.chdir(REPO)  # the page names its logs folder relative to the repository
-    recipe = Path("recipes/mlkd")
+    recipe = Path("recipes") / name
     logs = recipe / "logs" / "small"
-    assert (logs / "fsdd-connected").is_dir()
+    assert (logs / group).is_dir()
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- verdicts: results.md -->\n| old |\n<!-- /verdicts -->\n")
     argv = ["report", str(recipe), "--root", str(logs), "--scale", "small", "--results"]
-    argv += [str(tmp_path / "results"), "--set", "corpus=fsdd-connected", "--readme", str(readme)]
+    argv += [str(tmp_path / "results"), *settings, "--readme", str(readme)]
     assert main(argv) == 0
     assert (tmp_path / "results.md").read_text() == (recipe / "results.md").read_text()
     got = json.loads((tmp_path / "results.json").read_text())
