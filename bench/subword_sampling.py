@@ -14,23 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 from peerseq.data.manifest import load_text_split
 from peerseq.data.prepare import PrepareArgs, prepare
-from peerseq.data.tokenizers import load_tokenizer
-
-
-def plain_sample(tok, text: str, rng: random.Random) -> list[int]:
-    candidates = tok.sp.nbest_encode_as_ids(text, tok.nbest)
-    if len(candidates) < 2:
-        return candidates[0]
-    scores = [sum(tok.piece_scores[i] for i in c) for c in candidates]
-    weights = [math.exp(tok.alpha * (s - max(scores))) for s in scores]
-    return rng.choices(candidates, weights=weights)[0]
+from peerseq.data.tokenizers import kudo_sample, load_tokenizer
 
 
 def main() -> None:
@@ -47,7 +37,7 @@ def main() -> None:
         rng = random.Random(1)
         t0 = time.perf_counter()
         if name == "plain":
-            drawn[name] = [plain_sample(tok, s, rng) for s in lines]
+            drawn[name] = [kudo_sample(tok, s, rng) for s in lines]
         else:
             drawn[name] = [tok.encode(s, sample=True, rng=rng) for s in lines]
         out[f"{name}_us"] = round(1e6 * (time.perf_counter() - t0) / len(lines), 1)

@@ -127,6 +127,18 @@ class SentencePieceTokenizer:
         path.write_bytes(self.model_proto)
 
 
+def kudo_sample(tok: SentencePieceTokenizer, text: str, rng: random.Random) -> list[int]:
+    """Kudo's l-best sampling written out plainly: the n-best search and its scoring for every
+    draw. What SentencePieceTokenizer.encode(sample=True) draws from the same generator state,
+    without its kept lists: the reference for its test and for bench/subword_sampling.py."""
+    candidates = tok.sp.nbest_encode_as_ids(text, tok.nbest)
+    if len(candidates) < 2:
+        return candidates[0] if candidates else tok.sp.encode(text)
+    scores = [sum(tok.piece_scores[i] for i in c) for c in candidates]
+    weights = [math.exp(tok.alpha * (s - max(scores))) for s in scores]
+    return rng.choices(candidates, weights=weights)[0]
+
+
 def train_sentencepiece(
     sentences: list[str], vocab_size: int = 8000, seed: int = 1
 ) -> SentencePieceTokenizer:

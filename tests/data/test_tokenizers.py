@@ -1,5 +1,6 @@
 from peerseq.data.tokenizers import (
     CharTokenizer,
+    kudo_sample,
     load_tokenizer,
     save_tokenizer,
     train_sentencepiece,
@@ -41,19 +42,6 @@ def test_small_corpus_gets_a_smaller_vocabulary():
     assert 4 < tok.vocab_size < 8000
 
 
-def _kudo_sample(tok, text, rng):
-    """Kudo's l-best sampling written out plainly: what the tokenizer drew before it kept
-    each sentence's n-best list (the cache must not change a single draw)."""
-    import math
-
-    candidates = tok.sp.nbest_encode_as_ids(text, tok.nbest)
-    if len(candidates) < 2:
-        return candidates[0]
-    scores = [sum(tok.piece_scores[i] for i in c) for c in candidates]
-    weights = [math.exp(tok.alpha * (s - max(scores))) for s in scores]
-    return rng.choices(candidates, weights=weights)[0]
-
-
 def test_sampling_draws_as_kudo_from_the_same_generator_state(bundled):
     import random
 
@@ -63,6 +51,6 @@ def test_sampling_draws_as_kudo_from_the_same_generator_state(bundled):
     ours, plain = random.Random(7), random.Random(7)
     for _ in range(3):  # the second and third rounds come from the kept n-best lists
         for s in sentences:
-            assert tok.encode(s, sample=True, rng=ours) == _kudo_sample(tok, s, plain), s
+            assert tok.encode(s, sample=True, rng=ours) == kudo_sample(tok, s, plain), s
     assert ours.random() == plain.random()  # the generators consumed alike
     assert len(tok._nbest) == len(set(sentences))
