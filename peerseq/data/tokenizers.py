@@ -108,17 +108,20 @@ class SentencePieceTokenizer:
         if (hit := self._nbest.get(text)) is not None:
             return hit
         candidates = self.sp.nbest_encode_as_ids(text, self.nbest) or [self.sp.encode(text)]
-        scores = [sum(self.piece_scores[i] for i in c) for c in candidates]  # log P(x)
-        top = max(scores)
-        weights = [math.exp(self.alpha * (s - top)) for s in scores]
         out = (
             array("i", [i for c in candidates for i in c]),
             array("i", [0, *accumulate(len(c) for c in candidates)]),
-            array("d", accumulate(weights)),
+            array("d", accumulate(self.weights(candidates))),
         )
         if len(self._nbest) < self.CACHE_SENTENCES:
             self._nbest[text] = out
         return out
+
+    def weights(self, candidates: list[list[int]]) -> list[float]:
+        """Sampling weights of segmentations, P(x)^alpha / P(best)^alpha."""
+        scores = [sum(self.piece_scores[i] for i in c) for c in candidates]  # log P(x)
+        top = max(scores)
+        return [math.exp(self.alpha * (s - top)) for s in scores]
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i > 3])
@@ -129,14 +132,13 @@ class SentencePieceTokenizer:
 
 def kudo_sample(tok: SentencePieceTokenizer, text: str, rng: random.Random) -> list[int]:
     """Kudo's l-best sampling written out plainly: the n-best search and its scoring for every
-    draw. What SentencePieceTokenizer.encode(sample=True) draws from the same generator state,
-    without its kept lists: the reference for its test and for bench/subword_sampling.py."""
+    draw, one candidate chosen by its weight. What SentencePieceTokenizer.encode(sample=True)
+    draws from the same generator state with its kept lists and cumulative weights: the
+    reference for its test and for bench/subword_sampling.py."""
     candidates = tok.sp.nbest_encode_as_ids(text, tok.nbest)
     if len(candidates) < 2:
         return candidates[0] if candidates else tok.sp.encode(text)
-    scores = [sum(tok.piece_scores[i] for i in c) for c in candidates]
-    weights = [math.exp(tok.alpha * (s - max(scores))) for s in scores]
-    return rng.choices(candidates, weights=weights)[0]
+    return rng.choices(candidates, weights=tok.weights(candidates))[0]
 
 
 def train_sentencepiece(

@@ -81,11 +81,12 @@ def report(
         for sec in gd["sections"]:
             lines, value = _section(rec, g, sec, scale)
             md += lines
-            if sec.get("json") and value is not None:  # None: the section had nothing to say
+            if not sec.get("json") or value is None:  # None: the section had nothing to say
+                continue
+            if sec["kind"] == "claims" and gd.get("json_path"):  # at the top (EVIDENCE.md)
+                out.setdefault(sec["json"], []).extend(value)
+            else:
                 rec_json[sec["json"]] = value
-        for sec in gd["sections"]:  # claims at the page's top whatever the group (EVIDENCE.md)
-            if sec["kind"] == "claims" and gd.get("json_path") and sec.get("json") in rec_json:
-                out.setdefault(sec["json"], []).extend(rec_json.pop(sec["json"]))
         target = out
         for part in gd.get("json_path", []):
             target = target.setdefault(part.format(**gvars), {})

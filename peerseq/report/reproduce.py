@@ -343,8 +343,6 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
         if req.test:
             test = _after_training(spec.get("after_training", "evaluate"), run, spec)
         seconds = round(time.perf_counter() - start, 1)
-        if p.logs_root and req.test:
-            keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
         done.append({"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds})
     p.runs_root.mkdir(parents=True, exist_ok=True)
     with open(p.runs_root / "reproduce.jsonl", "a") as f:

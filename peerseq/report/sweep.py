@@ -48,11 +48,13 @@ def best_value(
             "seeds": len(seeds),
             "seeds_agreeing": sum(d > 0 for d in per_seed),
         }
-    separated = all(
-        a["delta"] > 0 and a["p"] < alpha and 2 * a["seeds_agreeing"] > a["seeds"] >= min_seeds
-        for a in against.values()
-    )
+    separated = all(_beats(a, alpha) and a["seeds"] >= min_seeds for a in against.values())
     return {"value": top, "separated": separated, "against": against}
+
+
+def _beats(a: dict, alpha: float) -> bool:
+    """Does the best mean beat this other value: a gain with p < alpha on most seeds?"""
+    return a["delta"] > 0 and a["p"] < alpha and 2 * a["seeds_agreeing"] > a["seeds"]
 
 
 def _verdict_line(name: str, best: dict, scores: dict[float, SystemScores], alpha: float) -> str:
@@ -63,7 +65,7 @@ def _verdict_line(name: str, best: dict, scores: dict[float, SystemScores], alph
     close = [
         f"{x:g} ({a['delta']:+.2f}, p = {a['p']:.3f}, {a['seeds_agreeing']}/{a['seeds']} seeds)"
         for x, a in best["against"].items()
-        if not (a["delta"] > 0 and a["p"] < alpha and 2 * a["seeds_agreeing"] > a["seeds"])
+        if not _beats(a, alpha)
     ]
     if not close:  # every test passes, but on too few seeds
         return f"{head}; too few seeds to call it the best."
