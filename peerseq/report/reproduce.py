@@ -375,26 +375,34 @@ def _default_results(rec: Recipe, req: Request, values: dict) -> Path:
 
 
 def _sweep_runs(rec: Recipe, values: dict, todo: list[str]) -> list[str]:
-    """Runs of a hyper-parameter sweep (option `sweep`: words NAME=VALUE), beside `base`."""
+    """Runs of a hyper-parameter sweep (option `sweep`: words NAME=VALUE), beside `base`.
+    With `set` (e.g. a shorter budget than the table's), every point gets those overrides too,
+    and the point at the base's own values is trained again as the run `shared`."""
     sweep = rec.data["reproduce"].get("sweep")
     values["_sweep"] = {}
     if not sweep or sweep["base"] not in todo:
         return []
-    names = []
-    for word in values.get(sweep["option"], "").split():
-        if word == "none":
-            continue
+    base, names = rec.data["runs"][sweep["base"]], []
+    words = [w for w in values.get(sweep["option"], "").split() if w != "none"]
+    if words and sweep.get("shared"):
+        names.append(sweep["shared"])
+        values["_sweep"][sweep["shared"]] = base | {
+            "dir": sweep["shared"],
+            "set": base.get("set", []) + sweep.get("set", []),
+        }
+    for word in words:
         key, _, value = word.partition("=")
         if key not in sweep["points"] or not value:
             raise PeerseqError(
                 f"--set {sweep['option']}: expected {'|'.join(sweep['points'])}=VALUE, got '{word}'"
             )
         point = sweep["points"][key]
-        base = rec.data["runs"][sweep["base"]]
         name = _sub(point["dir"], {"value": value})
         values["_sweep"][name] = base | {
             "dir": name,
-            "set": base.get("set", []) + [_sub(x, {"value": value}) for x in point["set"]],
+            "set": base.get("set", [])
+            + sweep.get("set", [])
+            + [_sub(x, {"value": value}) for x in point["set"]],
         }
         names.append(name)
     return names

@@ -2,11 +2,12 @@
 with its mean and spread, and the best value named only where the spread allows.
 
 The swept runs are RUN_NAMEVALUE beside the method's own run RUN (em_alpha0, em_lambda0.3, ...
-beside em, which is the point at the declared default values). A value is called the best of
-its axis when it beats every other value of that axis with p < alpha (paired bootstrap over the
-test outputs of the seeds both points have, pooled, as a claim is tested), on a majority of
-those seeds, with at least `min_seeds` of them. Otherwise the page says which values the best
-mean cannot be told apart from.
+beside em, which is the point at the declared default values unless `default_run` names
+another run: the sweep's own, where the sweep trains on a shorter budget than RUN). A value
+is called the best of its axis when it beats every other value of that axis with p < alpha
+(paired bootstrap over the test outputs of the seeds both points have, pooled, as a claim is
+tested), on a majority of those seeds, with at least `min_seeds` of them. Otherwise the page
+says which values the best mean cannot be told apart from.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def sweep(rec: Recipe, g: Group, sec: dict):
     def outs(r: str) -> dict[int, Path]:
         return {s: d / pattern.format(run=r, peer="seq") for s, d in g.seeds.items()}
 
-    axes = {k: {float(v): outs(run)} for k, v in sec["default"].items()}
+    axes = {k: {float(v): outs(sec.get("default_run", run))} for k, v in sec["default"].items()}
     for d in g.seeds.values():
         for p in d.glob(f"{run}_*"):
             m = re.fullmatch(rf"{run}_({'|'.join(axes)})([\d.]+)", p.name)

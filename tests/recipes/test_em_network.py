@@ -45,7 +45,7 @@ def test_every_system_is_reported_from_its_export(em_tiny):
             assert test["seed"] == 1 and abs(test["delta"] - (em_score - base)) < 0.01
     assert set(mt["repetition"]) == {"seqkd", "em", "teacher"}
     assert all(0 <= v["teacher_forced"][0] <= 100 for v in mt["repetition"].values())
-    # the sweep's points: alpha 0 and 2, lambda 0.5 (the EM run is the shared point)
+    # the sweep's points: alpha 0 and 2, lambda 0.5 (em_sweep is the shared point)
     points = mt["sweep"]["points"]
     assert set(points["alpha"]) == {"0", "2"} and set(points["lambda"]) == {"0.5"}
     assert mt["sweep"]["best"]["alpha"]["separated"] is False  # one seed names no best value
@@ -115,6 +115,20 @@ def test_sweep_and_rdrop_runs_are_what_they_say(em_tiny):
     step = paper_step(cfg, overrides)  # R-Drop: one model run twice (two dropout masks)
     assert step["parameters"]["drop"] == step["parameters"]["seq"] == step["unique"]
     assert step["exp"].links[0].weight == 2.5 and step["exp"].links[0].kind == "kl_symmetric"
+
+
+def test_small_sweep_trains_its_own_shared_point_on_half_the_budget(tmp_path):
+    """Figure 6 at small scale: every point, alpha 2 / lambda 0.5 too (em_sweep, beside the
+    table's em), trains for 10 epochs; the table's em keeps the recipe's 20."""
+    small = dict(scale="small", out=tmp_path, settings={"task": "mt", "sweep": "alpha=0"})
+    args = {n: run_args("em_network", n, **small) for n in ("em_aed", "em_sweep", "em_alpha0")}
+    assert [run.name for run, _, _ in args.values()] == ["em", "em_sweep", "em_alpha0"]
+    em, shared, alpha0 = (overrides for _, _, overrides in args.values())
+    assert "train.max_epochs=10" not in em and shared[-1] == "train.max_epochs=10"
+    assert alpha0[-2:] == ["train.max_epochs=10", "links.0.weight=0"]
+    assert [x for x in shared if "out_dir" not in x] == [x for x in em if "out_dir" not in x] + [
+        "train.max_epochs=10"
+    ]
 
 
 def test_a_rerun_trains_nothing(em_tiny):
