@@ -383,13 +383,11 @@ def _sweep_runs(rec: Recipe, values: dict, todo: list[str]) -> list[str]:
     if not sweep or sweep["base"] not in todo:
         return []
     base, names = rec.data["runs"][sweep["base"]], []
+    common = base.get("set", []) + sweep.get("set", [])  # every point's, the shared one's too
     words = [w for w in values.get(sweep["option"], "").split() if w != "none"]
     if words and sweep.get("shared"):
         names.append(sweep["shared"])
-        values["_sweep"][sweep["shared"]] = base | {
-            "dir": sweep["shared"],
-            "set": base.get("set", []) + sweep.get("set", []),
-        }
+        values["_sweep"][sweep["shared"]] = base | {"dir": sweep["shared"], "set": common}
     for word in words:
         key, _, value = word.partition("=")
         if key not in sweep["points"] or not value:
@@ -400,9 +398,7 @@ def _sweep_runs(rec: Recipe, values: dict, todo: list[str]) -> list[str]:
         name = _sub(point["dir"], {"value": value})
         values["_sweep"][name] = base | {
             "dir": name,
-            "set": base.get("set", [])
-            + sweep.get("set", [])
-            + [_sub(x, {"value": value}) for x in point["set"]],
+            "set": common + [_sub(x, {"value": value}) for x in point["set"]],
         }
         names.append(name)
     return names
