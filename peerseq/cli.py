@@ -42,6 +42,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         seed=args.seed,
         limit=args.limit,
         vocab_size=args.vocab_size,
+        asr_vocab_size=args.asr_vocab_size,
         skip_invalid=args.skip_invalid,
         split=args.split,
         num_workers=args.num_workers,
@@ -279,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--shard-size", type=int, default=1000, help="cuts per Shar shard")
     pp.add_argument("--tgt", default="de", help="must-c: the target language of en-TGT")
     pp.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece (soft limit)")
+    pp.add_argument(
+        "--asr-vocab-size",
+        type=int,
+        help="speech corpora: also the tokenizer spm_asr, sentencepiece of this size over the "
+        "normalised transcripts (CTC targets shorter than chars); added in place to a corpus "
+        "prepared without it",
+    )
     pp.add_argument("--split", default="train", help="split name of a user manifest")
     pp.add_argument("--num-workers", type=int, default=2, help="processes computing features")
     pp.add_argument(

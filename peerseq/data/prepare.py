@@ -39,10 +39,15 @@ from peerseq.data.corpora import (
 from peerseq.data.corpora.user_audio import LANG_CODE, load_user_audio
 from peerseq.data.shar import SHAR_KINDS, write_shar
 from peerseq.data.synth import held_out_pools
-from peerseq.data.tokenizers import CharTokenizer, save_tokenizer, train_sentencepiece
+from peerseq.data.tokenizers import (
+    CharTokenizer,
+    save_tokenizer,
+    train_normalized_sentencepiece,
+    train_sentencepiece,
+)
 from peerseq.data.user_checks import check_user_cuts
 from peerseq.errors import DataError
-from peerseq.files import DirectoryTaken, atomic_dir, ensure_writable_dir
+from peerseq.files import DirectoryTaken, atomic_dir, atomic_write_text, ensure_writable_dir
 from peerseq.paths import bundled_data_dir
 from peerseq.typed import from_dict
 
@@ -64,6 +69,9 @@ class PrepareArgs:
     shard_size: int = 1000  # cuts per shard
     tgt: str = "de"  # must-c: the target language (en-{tgt})
     vocab_size: int = 8000
+    # speech corpora: also spm_asr, a sentencepiece vocabulary of this size over the training
+    # transcripts normalised as `chars` normalises them (CTC targets shorter than characters)
+    asr_vocab_size: int | None = None
     skip_invalid: bool = False
     split: str = "train"  # which split a user's manifest is
     num_workers: int = 2
@@ -77,7 +85,8 @@ class PrepareArgs:
         d = asdict(self)
         for k in ("out", "skip_invalid", "num_workers", "force", "allow_nonlocal_audio"):
             d.pop(k)
-        for k in ("test_speakers", "dev_speakers", "shar"):  # unset: the key of earlier corpora
+        # unset: the key of earlier corpora
+        for k in ("test_speakers", "dev_speakers", "shar", "asr_vocab_size"):
             if d[k] is None:
                 d.pop(k)
         if self.shar is None:
@@ -108,6 +117,7 @@ def _speech(splits: dict[str, CutSet], out: Path, a: PrepareArgs) -> dict:
     for split, cuts in splits.items():
         mf.write_cuts(cuts, out, split)
     save_tokenizer(CharTokenizer(), out, "chars")
+    _asr_tokenizer(out, a)
     return {"kind": "speech", "splits": list(splits), "speakers": mf.split_speakers(splits)}
 
 
@@ -129,6 +139,16 @@ def _prep_yesno(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
 
 def _prep_librivox5(a: PrepareArgs, out: Path, faults: mf.Faults) -> dict:
     return _speech(librivox5.load(a.src_dir(), faults), out, a)
+
+
+def _asr_tokenizer(out: Path, a: PrepareArgs) -> None:
+    """spm_asr from the written training cuts' transcripts, when a.asr_vocab_size asks it."""
+    if a.asr_vocab_size is None:
+        return
+    if not (out / "cuts_train.jsonl.gz").is_file():
+        raise DataError("--asr-vocab-size: the corpus has no train split to learn it from")
+    texts = [mf.cut_text(c) for c in mf.load_split(out, "train")]
+    save_tokenizer(train_normalized_sentencepiece(texts, a.asr_vocab_size, a.seed), out, "spm_asr")
 
 
 def _train_text_tokenizers(rows: list[dict], langs: list[str], out: Path, a: PrepareArgs) -> None:
@@ -172,6 +192,7 @@ def _prep_multi30k_speech(a: PrepareArgs, out: Path, faults: mf.Faults, final: P
         mf.write_cuts(cuts, out, split)
     _train_text_tokenizers(splits["train"], list(multi30k.LANGS), out, a)
     save_tokenizer(CharTokenizer(), out, "chars")
+    _asr_tokenizer(out, a)
     return {"kind": "speech", "splits": list(splits), "languages": list(multi30k.LANGS)}
 
 
@@ -219,6 +240,7 @@ def _user_speech(
         if split == "train":
             rows = [mf.text_row(c) for c in cuts]
     save_tokenizer(CharTokenizer(), out, "chars")
+    _asr_tokenizer(out, a)
     langs = []
     if "train" in splits:
         langs = [
@@ -288,11 +310,37 @@ def _existing(out: Path, key: dict, force: bool) -> dict | None:
     return None
 
 
+def _with_asr_vocab(
+    out: Path, key: dict, a: PrepareArgs, log: Callable[[str], None]
+) -> dict | None:
+    """The corpus.json of `out` after training its spm_asr in place, if `out` is a speech corpus
+    prepared with the same settings but another (or no) --asr-vocab-size; else None. A
+    vocabulary needs no new audio: multi30k-speech's 29,000 utterances take hours to make."""
+    if a.asr_vocab_size is None:
+        return None
+    try:
+        meta = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
+        args = dict(meta["args"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no corpus there (or not ours): _existing says what it is
+
+    def rest(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k != "asr_vocab_size"}
+
+    if args == key or meta.get("kind") != "speech" or rest(args) != rest(key):
+        return None
+    _asr_tokenizer(out, a)
+    meta["args"] = key  # written last: a crash before it leaves the old corpus.json, retried
+    atomic_write_text(out / "corpus.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    log(f"{a.name}: {out} gains spm_asr ({a.asr_vocab_size} pieces); nothing else changed")
+    return meta
+
+
 def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
     """Prepare one corpus into a.out (atomically); returns the corpus.json contents."""
     out = Path(a.out)
     key = json.loads(json.dumps(a.key(), default=str))
-    meta = _existing(out, key, a.force)
+    meta = _with_asr_vocab(out, key, a, log) or _existing(out, key, a.force)
     if meta is not None:
         log(f"{a.name}: already prepared in {out}")
         return meta
@@ -372,7 +420,11 @@ def prepare_corpus(cfg: DataConfig, log: Callable[[str], None] = print) -> None:
     """A run's preparation step: make `data.corpus` as `data.prepare` describes, unless it is
     prepared already. Nothing else prepares a corpus (decoding and evaluation refuse a missing
     one)."""
-    if (Path(cfg.corpus) / "corpus.json").is_file():
+    corpus = Path(cfg.corpus)
+    wants_asr_vocab = cfg.prepare.get("asr_vocab_size") is not None
+    if (corpus / "corpus.json").is_file() and not (
+        wants_asr_vocab and not (corpus / "tokenizers" / "spm_asr.json").is_file()
+    ):
         return
     if not cfg.prepare:
         raise DataError(

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 
 from peerseq.data.batching import Batch
-from peerseq.data.tokenizers import CharTokenizer
 from peerseq.engine.peer import Peer, is_seq2seq, unwrap
 from peerseq.experiment import DecodeConfig
 from peerseq.models.output import SeqOutput
@@ -93,10 +92,11 @@ def add_1best(
     decoded: Decoded, batch: Batch, hyps: list[list[list[int]]], tokenizer, column: str
 ) -> None:
     """Append a batch's 1-best texts and the references of `column` to decoded (CTC
-    references normalised the way the character tokenizer sees text)."""
+    references normalised the way the character tokenizer sees text, when the tokenizer
+    normalises: chars and spm_asr)."""
     refs = batch.texts[column]
-    if isinstance(tokenizer, CharTokenizer):
-        refs = [tokenizer.normalize(r) for r in refs]
+    if normalize := getattr(tokenizer, "normalize", None):
+        refs = [normalize(r) for r in refs]
     decoded.ids += batch.ids
     decoded.hyps += [tokenizer.decode(hs[0] if hs else []) for hs in hyps]
     decoded.refs += refs

@@ -94,13 +94,29 @@ def posteriorgram_panels(seed_dir: Path, plain: str, em: str) -> dict | None:
             ("EM-Network phi (teacher mode: reads the target)", outs["em"]),
         ]
         tok = em_run.data.tokenizers["transcript"]
-        panels = []
-        for name, o in sources:
+        posts, texts = [], []
+        for _, o in sources:
             n = int(o.lengths[i])
-            text = tok.decode(ctc_greedy(o.log_probs[i : i + 1, :n], o.lengths[i : i + 1])[0])
-            post = o.log_probs[i, :n].exp().numpy().round(4).tolist()
-            panels.append([f'{name}: "{text}"', post])
-        labels = ["<b>"] + [("␣" if c == " " else c) for c in tok.alphabet]
+            best = ctc_greedy(o.log_probs[i : i + 1, :n], o.lengths[i : i + 1])[0]
+            texts.append(tok.decode(best))
+            posts.append(o.log_probs[i, :n].exp())
+        rows, labels = posteriorgram_rows(tok, decoded[uid][1], posts)
+        panels = [
+            [f'{name}: "{text}"', post[:, rows].numpy().round(4).tolist()]
+            for (name, _), text, post in zip(sources, texts, posts, strict=True)
+        ]
         return {"utterance": uid, "reference": decoded[uid][1], "labels": labels, "panels": panels}
 
     return cached(seed_dir / em, "posteriorgram", compute)
+
+
+def posteriorgram_rows(tok, reference: str, posts: list) -> tuple[list[int], list[str]]:
+    """Which labels a posteriorgram draws, and their names: every character for the character
+    tokenizer; for subword pieces (hundreds) the blank, the reference's pieces and any piece
+    that is some frame's best in some panel (posts: [T, V] tensors)."""
+    if hasattr(tok, "alphabet"):
+        chars = [("␣" if c == " " else c) for c in tok.alphabet]
+        return list(range(tok.vocab_size)), ["<b>", *chars]
+    picked = set(tok.encode(reference)) | {int(k) for p in posts for k in p.argmax(1)}
+    rows = [0, *sorted(picked - {0})]
+    return rows, ["<b>"] + [tok.sp.id_to_piece(k).replace("\u2581", "␣") for k in rows[1:]]

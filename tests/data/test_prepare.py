@@ -191,6 +191,34 @@ def test_reuse_and_atomic_output(tmp_path, fsdd_copy):
     assert not (tmp_path / "g").exists() and _leftovers(tmp_path) == []
 
 
+def test_asr_vocabulary_is_added_in_place_without_making_the_audio_again(tmp_path, bundled):
+    out = tmp_path / "m"
+    prepare(PrepareArgs("multi30k-speech", out, limit=40, vocab_size=200))
+    audio = _digest(out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+    assert not (out / "tokenizers" / "spm_asr.json").exists()
+    logged = []
+    meta = prepare(
+        PrepareArgs("multi30k-speech", out, limit=40, vocab_size=200, asr_vocab_size=60),
+        log=logged.append,
+    )
+    assert meta["args"]["asr_vocab_size"] == 60 and "gains spm_asr" in logged[0]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")} == stamps  # not remade
+    tok = load_tokenizer(out, "spm_asr")
+    assert tok.vocab_size <= 60 and tok.decode(tok.encode("A dog, running.")) == "A DOG RUNNING"
+    # a fresh preparation with the vocabulary writes the same corpus, audio and pieces
+    fresh = tmp_path / "fresh"
+    prepare(PrepareArgs("multi30k-speech", fresh, limit=40, vocab_size=200, asr_vocab_size=60))
+    assert _digest(fresh) == audio
+    assert (fresh / "tokenizers/spm_asr.spm").read_bytes() == (
+        out / "tokenizers/spm_asr.spm"
+    ).read_bytes()
+    assert json.loads((fresh / "corpus.json").read_text())["args"] == meta["args"]
+    # anything else that differs still needs --force
+    with pytest.raises(DataError, match="differs in: vocab_size"):
+        prepare(PrepareArgs("multi30k-speech", out, limit=40, vocab_size=100, asr_vocab_size=60))
+
+
 def test_skip_invalid_counts_and_reports(tmp_path, fsdd_copy):
     rec = fsdd_copy / "recordings"
     (rec / "1_theo_3.wav").write_bytes(b"")

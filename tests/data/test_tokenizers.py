@@ -3,6 +3,7 @@ from peerseq.data.tokenizers import (
     kudo_sample,
     load_tokenizer,
     save_tokenizer,
+    train_normalized_sentencepiece,
     train_sentencepiece,
 )
 from peerseq.tokens import BOS, EOS, PAD, UNK
@@ -35,6 +36,27 @@ def test_sentencepiece_roundtrip_sampling_and_reload(tmp_path, bundled):
     save_tokenizer(tok, tmp_path, "spm_en")
     again = load_tokenizer(tmp_path, "spm_en")
     assert again.encode(s) == tok.encode(s)
+
+
+def test_asr_pieces_see_the_text_as_chars_does_and_reload(tmp_path, bundled):
+    lines = (bundled / "multi30k" / "train.en").read_text().splitlines()[:2000]
+    tok = train_normalized_sentencepiece(lines, vocab_size=300, seed=1)
+    pieces = {tok.sp.id_to_piece(i) for i in range(4, tok.vocab_size)}
+    assert pieces and all(p.replace("\u2581", "").upper() == p.replace("\u2581", "") for p in pieces)
+    assert not any(ch in p for p in pieces for ch in ".,")  # punctuation never reaches it
+    s = "A man, in an orange hat."
+    ids = tok.encode(s)
+    assert ids == tok.encode("a MAN in an orange hat") and UNK not in ids
+    assert tok.decode(ids) == CharTokenizer().normalize(s) == "A MAN IN AN ORANGE HAT"
+    chars = CharTokenizer().encode(s)
+    assert len(ids) < len(chars) / 2  # what makes fast speech fit a x4-subsampled encoder
+    save_tokenizer(tok, tmp_path, "spm_asr")
+    again = load_tokenizer(tmp_path, "spm_asr")
+    assert again.encode(s) == ids and again.normalize(s) == tok.normalize(s)
+    assert sorted(p.name for p in (tmp_path / "tokenizers").iterdir()) == [
+        "spm_asr.json",
+        "spm_asr.spm",
+    ]
 
 
 def test_small_corpus_gets_a_smaller_vocabulary():
