@@ -21,7 +21,15 @@ from peerseq.decoding.outputs import read_outputs
 from peerseq.decoding.teacher_labels import weights_hash
 from peerseq.runs import decode_split, load_run
 from tests.recipes.conftest import EM_TINY
-from tests.recipes.helpers import paper_step, records, reproduce, run_args, stamps, weights
+from tests.recipes.helpers import (
+    experiment,
+    paper_step,
+    records,
+    reproduce,
+    run_args,
+    stamps,
+    weights,
+)
 
 
 def test_every_system_is_reported_from_its_export(em_tiny):
@@ -129,6 +137,28 @@ def test_small_sweep_trains_its_own_shared_point_on_half_the_budget(tmp_path):
     assert [x for x in shared if "out_dir" not in x] == [x for x in em if "out_dir" not in x] + [
         "train.max_epochs=10"
     ]
+
+
+def test_small_asr_gives_every_student_one_budget_on_all_utterances(tmp_path):
+    """ASR at small scale: all 29,000 multi30k-speech utterances, test voices held out, spm_asr
+    targets; plain, EM-Network and SKD train for the same number of updates and keep their best
+    dev weights; the shared teacher trains longer, until its dev WER flattens."""
+    small = dict(scale="small", out=tmp_path, settings={"task": "asr"})
+    names = ("ctc", "em_ctc", "skd", "teacher_ctc")
+    exps = {n: experiment("em_network", n, **small) for n in names}
+    for e in exps.values():
+        assert e.data.corpus == "exp/data/multi30k-speech-29k" and e.data.limit_train is None
+        assert e.data.fields["transcript"].tokenizer == "spm_asr"
+        assert e.data.prepare["asr_vocab_size"] == 256
+        assert e.data.prepare["test_speakers"] == ["m3", "f4", "Annie"]
+    students = {
+        (exps[n].train.max_steps, exps[n].train.valid_every, exps[n].train.patience)
+        for n in names[:3]
+    }
+    assert len(students) == 1 and next(iter(students))[2] is None  # no early stop
+    steps = next(iter(students))[0]
+    assert steps and exps["teacher_ctc"].train.max_steps > steps
+    assert exps["teacher_ctc"].train.patience
 
 
 def test_a_rerun_trains_nothing(em_tiny):
