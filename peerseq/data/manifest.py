@@ -20,6 +20,7 @@ from lhotse.cut import Cut
 
 from peerseq.data.audio import check_audio
 from peerseq.errors import DataError
+from peerseq.files import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 SAMPLING_RATE = 16000
@@ -123,7 +124,8 @@ def write_text(rows: Iterable[dict], out: Path, split: str) -> None:
 
 
 def write_corpus_json(out: Path, meta: dict) -> None:
-    (out / "corpus.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    """corpus.json, written atomically (prepare rewrites it in place to add spm_asr)."""
+    atomic_write_text(out / "corpus.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_corpus_json(prepared: Path) -> dict:

@@ -47,7 +47,7 @@ from peerseq.data.tokenizers import (
 )
 from peerseq.data.user_checks import check_user_cuts
 from peerseq.errors import DataError
-from peerseq.files import DirectoryTaken, atomic_dir, atomic_write_text, ensure_writable_dir
+from peerseq.files import DirectoryTaken, atomic_dir, ensure_writable_dir
 from peerseq.paths import bundled_data_dir
 from peerseq.typed import from_dict
 
@@ -331,7 +331,7 @@ def _with_asr_vocab(
         return None
     _asr_tokenizer(out, a)
     meta["args"] = key  # written last: a crash before it leaves the old corpus.json, retried
-    atomic_write_text(out / "corpus.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    mf.write_corpus_json(out, meta)
     log(f"{a.name}: {out} gains spm_asr ({a.asr_vocab_size} pieces); nothing else changed")
     return meta
 
