@@ -201,7 +201,8 @@ def speech_sampler(
     rank: int | None = None,
     drop_last: bool = False,
 ) -> DynamicBucketingSampler:
-    """Batches of at most max_frames feature frames (padding included), length-bucketed."""
+    """Batches of at most max_frames feature frames (padding included), length-bucketed;
+    drop_last: without the unfilled batches that emptying buckets leave at an epoch's end."""
     with _eager_ok():
         return DynamicBucketingSampler(
             cuts,
@@ -223,6 +224,7 @@ def text_sampler(
     num_buckets: int = 10,
     world_size: int | None = None,
     rank: int | None = None,
+    drop_last: bool = False,
 ) -> DynamicBucketingSampler:
     """Batches of at most max_tokens tokens (padding included), length-bucketed."""
     with _eager_ok():
@@ -234,6 +236,7 @@ def text_sampler(
             num_buckets=num_buckets,
             world_size=world_size,
             rank=rank,
+            drop_last=drop_last,
         )
 
 

@@ -120,7 +120,15 @@ class Data:
             if self.speech
             else (text_sampler, self.cfg.max_tokens)
         )
-        return make(items, budget, shuffle=training, seed=self.seed, num_buckets=buckets, **shard)
+        return make(
+            items,
+            budget,
+            shuffle=training,
+            seed=self.seed,
+            num_buckets=buckets,
+            drop_last=training and self.cfg.drop_last,
+            **shard,
+        )
 
     def _shar_sampler(self, split: str) -> SharSampler:
         """Training batches streamed from this rank's Shar shards (peerseq.data.shar)."""
@@ -138,7 +146,9 @@ class Data:
 
         def make(cuts):  # world_size 1: the shards are this rank's share already (lhotse would
             # otherwise split them again by the WORLD_SIZE and RANK torchrun sets)
-            return speech_sampler(cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0)
+            return speech_sampler(
+                cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0, c.drop_last
+            )
 
         prepare = partial(self._selected, split)
         return SharSampler(self.dir, split, make, prepare, self.seed, self.world_size, self.rank)

@@ -29,6 +29,27 @@ def test_length_filter_applies_to_training_only(m30k_speech_300):
     assert count(data.sampler("dev", training=False)) == 3  # fewer than the buckets
 
 
+def test_drop_last_drops_the_unfilled_batches_of_training_only(m30k_speech_300):
+    """An emptying bucket's last batch is short of the budget; data.drop_last leaves such
+    batches out of training (icefall's default) and changes no other, never out of dev or test."""
+    seconds = {}
+
+    def batches(**kw):
+        data = Data(config(m30k_speech_300, max_frames=3000, **kw), seed=1)
+        out = []
+        for items in data.sampler("train", training=True):
+            out.append(tuple(c.id for c in items))
+            seconds[out[-1]] = sum(c.duration for c in items)
+        return data, out
+
+    _, kept = batches()
+    data, dropped = batches(drop_last=True)
+    assert [b for b in kept if b in set(dropped)] == dropped  # the same batches, same order
+    gone = [b for b in kept if b not in set(dropped)]
+    assert gone and min(kept, key=seconds.get) in gone  # the shortest batch is one that went
+    assert count(data.sampler("test", training=False)) == 300
+
+
 def test_text_only_batches_on_a_speech_corpus(m30k_speech_300):
     """No peer reads audio (an MT model on a speech corpus's texts): text batches, no features."""
     data = Data(config(m30k_speech_300), seed=1, speech=False)

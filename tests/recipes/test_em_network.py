@@ -151,6 +151,7 @@ def test_small_asr_gives_every_student_one_budget_on_all_utterances(tmp_path):
         assert e.data.fields["transcript"].tokenizer == "spm_asr"
         assert e.data.prepare["asr_vocab_size"] == 256
         assert e.data.prepare["test_speakers"] == ["m3", "f4", "Annie"]
+        assert e.data.drop_last and e.data.num_buckets == 30  # full batches of like lengths
     students = {
         (exps[n].train.max_steps, exps[n].train.valid_every, exps[n].train.patience)
         for n in names[:3]
