@@ -115,10 +115,20 @@ def save_config(instance: Any, path: str | Path) -> None:
 def saved_config_changes(instance: Any, path: str | Path) -> list[str]:
     """The dotted keys whose values in ``instance`` differ from the config saved at ``path``
     (by ``save_config``), in file order; [] when they agree. Values are compared as YAML reads
-    them back, so tuples and lists, or 1e-3 and 0.001, are equal."""
+    them back, so tuples and lists, or 1e-3 and 0.001, are equal. A key the saved config lacks
+    (one added to peerseq after that run was trained) counts as its default, which by rule is
+    the behaviour from before the key existed: a new option never stops an old run resuming."""
     old = _read_yaml(Path(path))
-    new = yaml.load(yaml.dump(to_dict(instance), Dumper=_Dumper), Loader=_Loader)
-    return _changes(old, new, "")
+    try:  # the saved config read as the current schema reads it: missing keys get defaults
+        old = _as_read(build(type(instance), old, ()))
+    except Invalid:  # a key since removed or retyped: compared as written
+        pass
+    return _changes(old, _as_read(instance), "")
+
+
+def _as_read(instance: Any) -> Any:
+    """The config as YAML reads it back from save_config."""
+    return yaml.load(yaml.dump(to_dict(instance), Dumper=_Dumper), Loader=_Loader)
 
 
 def _changes(old: Any, new: Any, prefix: str) -> list[str]:

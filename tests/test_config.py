@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from peerseq.config import load_config, save_config
+from peerseq.config import load_config, save_config, saved_config_changes
 from peerseq.errors import PeerseqError
 from peerseq.experiment import Experiment
 from peerseq.typed import from_dict, to_dict
@@ -297,6 +297,24 @@ def test_save_load_round_trip(tmp_path):
     back = load_config(RunConfig, saved, [])
     assert back == cfg
     assert isinstance(back.name, str) and isinstance(back.optim.betas, tuple)
+
+
+def test_a_key_added_since_a_run_was_saved_counts_as_its_default(tmp_path):
+    """A run saved before peerseq had a key resumes when the key keeps its default (the old
+    behaviour), and is refused, naming the key, when it is set otherwise."""
+    cfg = load_config(RunConfig, write(tmp_path, FULL), [])
+    saved = tmp_path / "config.yaml"
+    save_config(cfg, saved)
+    old = yaml.safe_load(saved.read_text())
+    del old["steps"], old["optim"]["clip"]  # as an older peerseq, without these keys, wrote it
+    saved.write_text(yaml.safe_dump(old))
+    same = load_config(RunConfig, write(tmp_path, FULL), ["optim.clip=1.0"])  # the defaults
+    assert saved_config_changes(same, saved) == []
+    changed = load_config(RunConfig, write(tmp_path, FULL), ["steps=5", "optim.clip=null"])
+    assert saved_config_changes(changed, saved) == ["optim.clip", "steps"]
+    old["gone"] = 1  # a key peerseq no longer has: compared as written
+    saved.write_text(yaml.safe_dump(old))
+    assert saved_config_changes(same, saved) == ["gone", "optim.clip", "steps"]
 
 
 def test_yaml_not_a_mapping(tmp_path):
