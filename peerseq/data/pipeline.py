@@ -147,7 +147,7 @@ class Data:
         def make(cuts):  # world_size 1: the shards are this rank's share already (lhotse would
             # otherwise split them again by the WORLD_SIZE and RANK torchrun sets)
             return speech_sampler(
-                cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0, c.drop_last
+                cuts, c.max_frames, True, self.seed, c.num_buckets, 1, 0, drop_last=c.drop_last
             )
 
         prepare = partial(self._selected, split)
