@@ -85,8 +85,13 @@ def paired_bootstrap(
     (`sacrebleu.significance.PairedTest`, test_type 'bs', as `sacrebleu --paired-bs`).
 
     metric: 'bleu' or 'chrf'. seed: positive int for a reproducible test, None for OS entropy
-    (sacreBLEU treats 0 as None, so 0 is refused). Note that sacreBLEU counts resampled
-    differences strictly greater than the observed one, so identical systems get p = 1/(n+1).
+    (sacreBLEU treats 0 as None, so 0 is refused).
+
+    p is sacreBLEU's, except where the two corpus scores are equal: sacreBLEU counts resampled
+    differences strictly greater than the observed one, so two identical systems (a frozen peer
+    against the model it was loaded from) would get p = 1/(n+1) and look significantly
+    different. With no observed difference every resample differs at least as much: p = 1, the
+    convention `paired_bootstrap_rate` uses for WER.
     """
     if seed is not None and seed <= 0:
         raise ValueError("seed must be a positive int or None")
@@ -104,7 +109,8 @@ def paired_bootstrap(
         signatures, scores = test()
     name = next(iter(signatures))  # sacreBLEU renames the metric, e.g. 'BLEU' or 'chrF2'
     res_a, res_b = scores[name]
+    p = 1.0 if res_a.score == res_b.score else float(res_b.p_value)
     return PairedResult(
         res_a.score, res_b.score, float(res_a.mean), float(res_a.ci),
-        float(res_b.mean), float(res_b.ci), float(res_b.p_value), str(signatures[name]),
+        float(res_b.mean), float(res_b.ci), p, str(signatures[name]),
     )  # fmt: skip

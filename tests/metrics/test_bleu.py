@@ -55,3 +55,11 @@ def test_paired_bootstrap():
     assert paired_bootstrap(refs, bad, good, n=100, metric="chrf").score_b > 50
     with pytest.raises(ValueError):
         paired_bootstrap(refs, bad, good, seed=0)
+
+
+def test_paired_bootstrap_of_identical_systems_is_p_1():
+    # sacreBLEU alone gives two identical systems p = 1/(n+1): "significantly different"
+    refs, good = REFS * 10, GOOD * 10
+    same = paired_bootstrap(refs, good, list(good), n=200, seed=7)
+    assert same.score_a == same.score_b and same.p_value == 1.0
+    assert paired_bootstrap(refs, good, good, n=200, metric="chrf").p_value == 1.0
