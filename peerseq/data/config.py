@@ -96,6 +96,10 @@ class DataConfig:
     # frame budget, some of 1-5 utterances; Adam takes each as a full step.
     # Off by default: what the earlier recipes' results were trained with.
     drop_last: bool = False
+    # batch a speech corpus by its frames even when no peer reads the audio: a text-only run
+    # (MT trained on in the ST runs' place) then sees the very batches the speech runs it is
+    # compared with see, not its own token batches
+    batch_by_frames: bool = False
     # training batches collated ahead in this many worker processes; 0: in the training
     # process, between steps. None: 1 on a GPU, 0 on a CPU, where the step has every core:
     # there a worker slowed an epoch by 10-17%, collating in between by 0-2%

@@ -35,7 +35,8 @@ class Data:
         self, cfg: DataConfig, seed: int, world_size: int = 1, rank: int = 0, speech: bool = True
     ):
         """speech=False: batch a speech corpus's texts only (no peer reads its audio, e.g. an
-        MT model trained on the transcripts and translations of a speech corpus)."""
+        MT model trained on the transcripts and translations of a speech corpus), unless
+        cfg.batch_by_frames asks for the speech batches all the same."""
         self.cfg, self.seed, self.world_size, self.rank = cfg, seed, world_size, rank
         self.dir = Path(cfg.corpus)
         if not (self.dir / "corpus.json").is_file():
@@ -45,7 +46,12 @@ class Data:
                 "data.prepare describes"
             )
         self.meta = read_corpus_json(self.dir)
-        self.speech = self.meta["kind"] == "speech" and speech
+        if cfg.batch_by_frames and self.meta["kind"] != "speech":
+            raise PeerseqError(
+                f"data.batch_by_frames: {self.dir} is a {self.meta['kind']} corpus, with no "
+                "frames to batch by; batch_by_frames is for a speech corpus"
+            )
+        self.speech = self.meta["kind"] == "speech" and (speech or cfg.batch_by_frames)
         self.tokenizers = {n: load_tokenizer(self.dir, f.tokenizer) for n, f in cfg.fields.items()}
         self._text_items: dict[str, list] = {}
 

@@ -58,6 +58,28 @@ def test_text_only_batches_on_a_speech_corpus(m30k_speech_300):
     assert count(data.sampler("test", training=False)) == 300
 
 
+def test_batch_by_frames_gives_a_text_only_run_the_speech_batches(m30k_speech_300):
+    """An MT model trained in the ST runs' place (data.batch_by_frames): the very batches a run
+    that reads the audio gets, not text batches; refused on a text corpus."""
+
+    def batches(data):
+        return [tuple(c.id for c in items) for items in data.sampler("train", training=True)]
+
+    speech = batches(Data(config(m30k_speech_300, max_frames=3000), seed=1))
+    text = Data(config(m30k_speech_300, max_frames=3000), seed=1, speech=False)
+    framed = Data(config(m30k_speech_300, max_frames=3000, batch_by_frames=True), 1, speech=False)
+    assert batches(framed) == speech and framed.speech and not text.speech
+    assert len(list(text.sampler("train", training=True))) != len(speech)  # token batches
+
+
+def test_batch_by_frames_is_refused_on_a_text_corpus(tmp_path):
+    cfg = config(tmp_path / "m30k", prepare={"name": "multi30k", "limit": 40, "vocab_size": 100})
+    prepare_corpus(cfg, log=lambda _: None)
+    cfg.batch_by_frames = True
+    with pytest.raises(PeerseqError, match="batch_by_frames: .* is a text corpus"):
+        Data(cfg, seed=1, speech=False)
+
+
 def test_an_unprepared_corpus_is_refused_not_prepared(tmp_path):
     """Only the explicit preparation step makes a corpus: Data (decoding, evaluation) refuses a
     missing one and writes nothing; prepare_corpus makes it from data.prepare."""
