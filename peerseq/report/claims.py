@@ -97,7 +97,8 @@ def verdict(c: dict, min_seeds: int, alpha: float, problems: list[str]) -> tuple
 def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) -> dict:
     """One declared claim -> its results.json record (EVIDENCE.md's schema)."""
     m_key, b_key = decl["method"], decl["baseline"]
-    m_out, b_out = outputs(rec, g, m_key), outputs(rec, g, b_key)
+    # a shared system (one run for every seed) is paired with each seed of the other
+    m_out, b_out = outputs(rec, g, m_key, spread=True), outputs(rec, g, b_key, spread=True)
     m, b = score_system(m_key, m_out, metric), score_system(b_key, b_out, metric)
     label = {k: rec.systems[k]["label"] for k in (m_key, b_key)}
     seeds = sorted(set(m.scores) & set(b.scores))
@@ -116,6 +117,7 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
                 "mean": None if x.mean is None else round(x.mean, 2),
                 "sd": None if x.std is None else round(x.std, 2),
             }
+            | ({"shared": True} if rec.systems[k].get("shared") else {})
             for k, x in ((b_key, b), (m_key, m))
         },
         "seeds": seeds,
@@ -153,6 +155,8 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
 def _fmt(x: dict) -> str:
     if x["mean"] is None:
         return "—"
+    if x.get("shared"):  # the same run on every seed: no spread to show
+        return f"{x['mean']:.2f} (one run, shared by every seed)"
     return f"{x['mean']:.2f}" + (f" ± {x['sd']:.2f}" if x["sd"] is not None else "")
 
 

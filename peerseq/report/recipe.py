@@ -103,6 +103,8 @@ def load_recipe(folder: str | Path) -> Recipe:
             _need(rec, s, f, str, f"systems.{key}")
         if "peer" in s and not isinstance(s["peer"], str | None):
             raise rec.fail(f"systems.{key}.peer", "expected a peer name")
+        if not isinstance(s.get("shared", False), bool):  # one run every seed shares
+            raise rec.fail(f"systems.{key}.shared", "expected true or false")
     rec.systems = systems
     page = _need(rec, data, "page", dict, "top level")
     _need(rec, page, "header", list, "page")

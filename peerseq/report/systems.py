@@ -43,12 +43,27 @@ class Group:
 DEFAULT_OUTPUTS = str(RunDir("{run}").outputs("{peer}", "test"))
 
 
-def outputs(rec: Recipe, g: Group, key: str) -> dict[int, Path]:
-    """{seed: decoded test set} of a declared system (files may be missing)."""
+def outputs(rec: Recipe, g: Group, key: str, spread: bool = False) -> dict[int, Path]:
+    """{seed: decoded test set} of a declared system (files may be missing).
+
+    A system declared `shared: true` is one run that every seed shares (trained once, in the
+    shared seed's folder: a pre-trained peer, a cascade of two): its one output, under the
+    shared seed, or with `spread` under every seed of the group, so that each seed of a method
+    is paired with it in a test."""
     s = rec.systems[key]
     pattern = s.get("outputs") or rec.data.get("outputs", DEFAULT_OUTPUTS)
     rel = pattern.format(run=s["run"], peer=s.get("peer"))
+    if s.get("shared"):
+        home = shared_seed(rec)
+        if home not in g.seeds:
+            return {}
+        return {seed: g.seeds[home] / rel for seed in (g.seeds if spread else [home])}
     return {seed: d / rel for seed, d in g.seeds.items()}
+
+
+def shared_seed(rec: Recipe) -> int:
+    """The seed whose folder holds the runs every seed shares (reproduce.shared_seed)."""
+    return int(rec.data.get("reproduce", {}).get("shared_seed", 1))
 
 
 def present(rec: Recipe, g: Group, key: str) -> bool:
@@ -142,13 +157,14 @@ def _tests_cell(rec: Recipe, g: Group, sec: dict, col: dict, key: str):
     or the recipe's own method (`ours`) against the row's system."""
     metric = col.get("metric", sec["metric"])
     short, empty = col.get("json_format") == "short", col.get("empty", "—")
-    outs = outputs(rec, g, key)
+    outs = outputs(rec, g, key, spread=True)  # a shared system against each seed of the other
     if "ours" in col:
         skip = col.get("skip", [col["ours"]])
-        tests = compare(outputs(rec, g, col["ours"]), outs, metric) if key not in skip else []
+        ours = outputs(rec, g, col["ours"], spread=True)
+        tests = compare(ours, outs, metric) if key not in skip else []
         return (fmt_tests(tests, metric) if tests else empty), _tests_json(tests, short)
     tests = {
-        b: compare(outs, outputs(rec, g, b), metric)
+        b: compare(outs, outputs(rec, g, b, spread=True), metric)
         for b in col.get("against", {}).get(key, [])
         if present(rec, g, b)
     }

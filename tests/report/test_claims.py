@@ -146,3 +146,20 @@ def test_a_gain_on_fewer_seeds_than_the_means_names_its_seeds(tmp_path):
     md, (r,) = claims(rec, g, SEC)
     row = next(line for line in md[1].splitlines() if line.startswith("| the method is better"))
     assert r["seeds"] == [1] and f"| {r['delta']:+.2f} (seed 1) |" in row and "1/1" in row
+
+
+def test_a_shared_baseline_is_paired_with_every_seed_of_the_method(tmp_path):
+    """A system trained once for every seed (`shared: true`: a pre-trained peer, a cascade) has
+    its one output in the shared seed's folder; each seed of the method is tested against it."""
+    rec, g = _case(tmp_path, {"base": {1: 0.4}, "meth": {1: 0.2, 2: 0.2, 3: 0.2}})
+    rec.systems = SYSTEMS | {"base": SYSTEMS["base"] | {"shared": True}}
+    md, (r,) = claims(rec, g, SEC)
+    assert r["seeds"] == [1, 2, 3] and r["seeds_agreeing"] == 3, r
+    assert r["verdict"] == "reproduced", r["why"]
+    base = r["systems"]["Baseline"]
+    assert base["shared"] and base["sd"] == 0.0 and len(set(base["seeds"].values())) == 1
+    row = next(line for line in md[1].splitlines() if line.startswith("| the method is better"))
+    assert f"Baseline: {base['mean']:.2f} (one run, shared by every seed)" in row
+    # not shared, the same files give one seed only: no verdict
+    rec.systems = SYSTEMS
+    assert evaluate_claim(rec, g, CLAIM, "cer", SEC)["seeds"] == [1]
