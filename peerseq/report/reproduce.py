@@ -47,11 +47,15 @@ class Request:
 
 
 class _Vars(dict):
-    """Template values; $epoch_steps_RUN reads the updates of RUN's first epoch in this seed."""
+    """Template values; $epoch_steps_RUN reads the updates of RUN's first epoch in this seed's
+    folder, or in the shared seed's for a run every seed shares."""
 
     def __missing__(self, key: str) -> str:
         if key.startswith("epoch_steps_"):
-            path = RunDir(Path(self["root"]) / key[len("epoch_steps_") :]).metrics
+            name = key[len("epoch_steps_") :]
+            path = RunDir(Path(self["root"]) / name).metrics
+            if not path.is_file():
+                path = RunDir(Path(self["shared_root"]) / name).metrics
             ends = [r["step"] for r in _records(path) if r["split"] == "epoch"]
             if not ends:
                 raise PeerseqError(

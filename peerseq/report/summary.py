@@ -1,7 +1,7 @@
 """What the training logs say, one row per run (from each run's metrics.jsonl): updates, epochs,
 wall-clock minutes and a dev summary, in one of three declared styles.
 
-peer_curves   every peer's dev METRIC by epoch, one table per seed
+peer_curves   every peer's dev curve in the first of METRICS it logged, one table per seed
 seq_curve     the `seq` peer's dev curve in the first of METRICS it logged, one table per seed
 best_and_last the early-stopping best (best/best.json), the last dev record and the last
               training loss, one table for all seeds
@@ -32,14 +32,17 @@ def logged_runs(seed_dir: str | Path) -> list[tuple[Path, list[dict], list[dict]
     return out
 
 
-def peer_curves(seed_dir: Path, metric: str) -> list[list[str]]:
+def peer_curves(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
     rows = []
     for run, train, dev, minutes in logged_runs(seed_dir):
-        key = f"/{metric}"
-        peers = sorted({k.split("/")[0] for r in dev for k in r if k.endswith(key)})
-        curves = "; ".join(
-            f"{p}: " + " → ".join(f"{r[p + key]:.1f}" for r in dev if p + key in r) for p in peers
-        )
+        logged = {k for r in dev for k in r if "/" in k}
+        peers = sorted({k.split("/")[0] for k in logged if k.split("/")[1] in metrics})
+        curves = []
+        for p in peers:  # e.g. an ASR peer's WER beside an MT peer's BLEU
+            key = next(f"{p}/{m}" for m in metrics if f"{p}/{m}" in logged)
+            name = p if len(metrics) == 1 else key
+            curves.append(f"{name}: " + " → ".join(f"{r[key]:.1f}" for r in dev if key in r))
+        curves = "; ".join(curves)
         rows.append(
             [run.name, str(train[-1]["step"]), str(train[-1]["epoch"] + 1), f"{minutes:.1f}"]
             + [curves or "—"]
@@ -118,7 +121,7 @@ def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
     md = []
     for seed, d in sorted(seeds.items()):
         if style == "peer_curves":
-            rows = peer_curves(d, sec["metric"])
+            rows = peer_curves(d, sec.get("metrics") or [sec["metric"]])
         else:
             rows = seq_curve(d, sec["metrics"])
         head = ["run", "updates", "epochs", "minutes", sec["last_column"]]

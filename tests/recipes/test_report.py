@@ -7,8 +7,9 @@ generator's name in the page's first paragraph (the former script's path, now th
 root folder (the runs were made elsewhere) and, for paper 003, the CPU decoding real-time factor
 (a timing, and the fixture has no weights to decode with). Paper 003's golden page was
 regenerated when its tables changed by design (issue 19: verdicts, Teacher B's tables first),
-paper 002's when it gained verdicts and Figure 6 its spread (issue 20); paper 000's is still the
-former report.py's own output.
+paper 002's when it gained verdicts and Figure 6 its spread (issue 20), paper 000's when it
+gained verdicts and runs shared by every seed (issue 21: the fixture's seed-2 ASR and MT are
+now passed over for seed 1's).
 """
 
 from __future__ import annotations
