@@ -70,6 +70,9 @@ def test_results_json_agrees_with_results_md(recipe):
     rec = load_recipe(RECIPES / recipe)
     md = (RECIPES / recipe / "results.md").read_text()
     data = json.loads((RECIPES / recipe / "results.json").read_text())
+    if not any(_groups(rec, data)):  # a page being rebuilt, before its first run: it says so
+        assert "No runs found under" in md and not data.get("claims")
+        return
     assert mismatches(rec, md, data) == []
 
 
