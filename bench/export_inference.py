@@ -1,7 +1,7 @@
 """Inference cost of an exported EM-Network sequence model against a plain model of the same
 architecture: nothing of the auxiliary network may be left (goal 1.00 +- 0.03).
 
-    python bench/export_inference.py [--rounds 9] [--budget 120]
+    python bench/export_inference.py [--rounds 9] [--budget 120] [--threads 2]
 
 Trains recipes/em_network's EM-Network configs (small sizes) for one update on small copies of
 their corpora (fsdd-connected 300, Multi30k 1,000), exports the sequence model with
@@ -9,7 +9,10 @@ their corpora (fsdd-connected 300, Multi30k 1,000), exports the sequence model w
     CTC  forward + greedy decoding (Conformer-CTC d 144): exported vs the plain ctc.yaml model
     AED  the teacher-forced forward over the references (Transformer d 128): exported vs plain
 (beam search would time the hypotheses' lengths, which depend on the weights, not the
-architecture). Interleaved rounds, median per pass, torch.set_num_threads(2), one process.
+architecture). Interleaved rounds, torch.set_num_threads(--threads), one process (1 beside
+other jobs: two threads against a busy core wait on each other, and passes then vary tenfold);
+each ratio is the median of the per-round ratios (a round times both models back to back, so a
+machine whose speed drifts, or that other jobs share, moves both alike).
 
 Prints ONE JSON object: exported_over_plain (CTC), exported_over_plain_aed, parameters of
 each model, and the raw medians (ms).
@@ -86,8 +89,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--budget", type=float, default=120.0, help="seconds: stop adding rounds")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     result: dict = {"ms": {}, "parameters": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -118,8 +122,9 @@ def main() -> None:
                 if r > 0:  # round 0 warms up
                     times[name].append(time.perf_counter() - t0)
         ms = {n: round(1000 * statistics.median(v), 2) for n, v in times.items()}
-        result["exported_over_plain"] = round(ms["exported_ctc"] / ms["plain_ctc"], 3)
-        result["exported_over_plain_aed"] = round(ms["exported_aed"] / ms["plain_aed"], 3)
+        for kind, key in (("ctc", "exported_over_plain"), ("aed", "exported_over_plain_aed")):
+            pairs = zip(times[f"exported_{kind}"], times[f"plain_{kind}"], strict=True)
+            result[key] = round(statistics.median(e / p for e, p in pairs), 3)
         result["ms"] = ms
         result["parameters"] = {n: count_parameters(r.peers["seq"].model) for n, r in runs.items()}
         result["rounds"] = len(times["plain_ctc"])
