@@ -101,6 +101,11 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
     m_out, b_out = outputs(rec, g, m_key, spread=True), outputs(rec, g, b_key, spread=True)
     m, b = score_system(m_key, m_out, metric), score_system(b_key, b_out, metric)
     label = {k: rec.systems[k]["label"] for k in (m_key, b_key)}
+    # what each system is: a shared one is one run, with one score and no spread
+    shown = {
+        k: score_system(k, outputs(rec, g, k), metric) if rec.systems[k].get("shared") else x
+        for k, x in ((m_key, m), (b_key, b))
+    }
     seeds = sorted(set(m.scores) & set(b.scores))
     record = {
         "id": decl["id"],
@@ -118,7 +123,7 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
                 "sd": None if x.std is None else round(x.std, 2),
             }
             | ({"shared": True} if rec.systems[k].get("shared") else {})
-            for k, x in ((b_key, b), (m_key, m))
+            for k, x in ((b_key, shown[b_key]), (m_key, shown[m_key]))
         },
         "seeds": seeds,
     }
