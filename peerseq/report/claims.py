@@ -18,6 +18,7 @@ The verdict, in this order:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from peerseq.decoding.outputs import read_outputs
@@ -103,7 +104,9 @@ def evaluate_claim(rec: Recipe, g: Group, decl: dict, metric: str, sec: dict) ->
     label = {k: rec.systems[k]["label"] for k in (m_key, b_key)}
     # what each system is: a shared one is one run, with one score and no spread
     shown = {
-        k: score_system(k, outputs(rec, g, k), metric) if rec.systems[k].get("shared") else x
+        k: replace(x, scores={s: v for s, v in x.scores.items() if s == rec.shared_seed})
+        if rec.systems[k].get("shared")
+        else x
         for k, x in ((m_key, m), (b_key, b))
     }
     seeds = sorted(set(m.scores) & set(b.scores))

@@ -64,6 +64,11 @@ class Recipe:
     def fail(self, where: str, what: str) -> PeerseqError:
         return PeerseqError(f"{self.file}: {where}: {what}")
 
+    @property
+    def shared_seed(self) -> int:
+        """The seed whose folder holds the runs every seed shares (`reproduce.shared_seed`)."""
+        return int(self.data.get("reproduce", {}).get("shared_seed", 1))
+
     def system(self, key: str, where: str) -> dict:
         if key not in self.systems:
             raise self.fail(where, f"unknown system '{key}' (declared: {', '.join(self.systems)})")

@@ -48,12 +48,14 @@ class Request:
 
 class _Vars(dict):
     """Template values; $epoch_steps_RUN reads the updates of RUN's first epoch in this seed's
-    folder, or in the shared seed's for a run every seed shares (`_shared`: their names)."""
+    folder, or in the shared seed's for a run every seed shares (`shared`: their folders)."""
+
+    shared: frozenset[str] = frozenset()
 
     def __missing__(self, key: str) -> str:
         if key.startswith("epoch_steps_"):
             name = key[len("epoch_steps_") :]
-            folder = self["shared_root"] if name in self.get("_shared", ()) else self["root"]
+            folder = self["shared_root"] if name in self.shared else self["root"]
             path = RunDir(Path(folder) / name).metrics
             ends = [r["step"] for r in _records(path) if r["split"] == "epoch"]
             if not ends:
@@ -272,7 +274,7 @@ class Plan:
     @property
     def shared_seed(self) -> int:
         """The seed whose folder holds the runs every seed shares (`shared: true`)."""
-        return int(self.rec.data["reproduce"].get("shared_seed", 1))
+        return self.rec.shared_seed
 
     def root_of(self, name: str, seed: int) -> Path:
         """The seed folder a run of this seed is in: the shared seed's for a shared run."""
@@ -292,9 +294,10 @@ class Plan:
         root, r = self.root_of(name, seed), self.run(name)
         run = root / r.get("dir", name)
         shared = str(self.root(self.shared_seed))
-        runs = self.rec.data["runs"]
         v = _Vars(self.values | {"seed": str(seed), "root": str(root), "shared_root": shared})
-        v["_shared"] = frozenset(r.get("dir", n) for n, r in runs.items() if r.get("shared"))
+        v.shared = frozenset(
+            r.get("dir", n) for n, r in self.rec.data["runs"].items() if r.get("shared")
+        )
         overrides = self.common + [f"out_dir={run}", f"train.seed={seed}"]
         overrides += _sets(self.rec.data["reproduce"].get("train_set", []) + r.get("set", []), v)
         return run, self.rec.dir / f"{r['config']}.yaml", overrides + self.req.extra

@@ -54,16 +54,11 @@ def outputs(rec: Recipe, g: Group, key: str, spread: bool = False) -> dict[int, 
     pattern = s.get("outputs") or rec.data.get("outputs", DEFAULT_OUTPUTS)
     rel = pattern.format(run=s["run"], peer=s.get("peer"))
     if s.get("shared"):
-        home = shared_seed(rec)
+        home = rec.shared_seed
         if home not in g.seeds:
             return {}
         return {seed: g.seeds[home] / rel for seed in (g.seeds if spread else [home])}
     return {seed: d / rel for seed, d in g.seeds.items()}
-
-
-def shared_seed(rec: Recipe) -> int:
-    """The seed whose folder holds the runs every seed shares (reproduce.shared_seed)."""
-    return int(rec.data.get("reproduce", {}).get("shared_seed", 1))
 
 
 def present(rec: Recipe, g: Group, key: str) -> bool:
