@@ -28,13 +28,20 @@ class OptimConfig:
     weight_decay: float = bounded(0.0, ge=0)
     betas: list[float] = bounded(default_factory=lambda: [0.9, 0.98], ge=0, lt=1)
     momentum: float = bounded(0.9, ge=0, lt=1)  # sgd
-    schedule: Literal["inverse_sqrt", "epoch_decay", "constant"] = "inverse_sqrt"
-    warmup: int = bounded(500, ge=0)  # steps of linear warm-up (inverse_sqrt)
+    schedule: Literal["inverse_sqrt", "cosine", "epoch_decay", "constant"] = "inverse_sqrt"
+    warmup: int = bounded(500, ge=0)  # steps of linear warm-up (inverse_sqrt, cosine)
     decay: float = bounded(0.95, gt=0, le=1)  # per epoch (epoch_decay; paper 003)
+    # cosine: the update at which the LR reaches zero (a fixed budget's train.max_steps)
+    total: int | None = bounded(None, gt=0)
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2:
             raise ValueError(f"betas: expected 2 values, got {len(self.betas)}")
+        if self.schedule == "cosine" and (self.total is None or self.total <= self.warmup):
+            raise ValueError(
+                f"schedule cosine: total (the update at which the LR reaches zero) must be "
+                f"greater than warmup ({self.warmup}), got {self.total}"
+            )
 
 
 @dataclass
@@ -104,12 +111,20 @@ class LRLambda:
 
     kind: str
     warmup: int
+    total: int | None = None  # cosine: the update at which the multiplier reaches zero
 
     def __call__(self, step: int) -> float:
+        step = step + 1
+        w = max(1, self.warmup)
         if self.kind == "inverse_sqrt":  # fairseq's: linear warm-up, then 1/sqrt(step)
-            step = step + 1
-            w = max(1, self.warmup)
             return step / w if step < w else math.sqrt(w / step)
+        if self.kind == "cosine":
+            # linear warm-up, then half a cosine to zero at `total` (fairseq's and NeMo's
+            # cosine): a fixed budget ends on an annealed model rather than mid-flight
+            if step < w:
+                return step / w
+            done = min(1.0, (step - w) / max(1, self.total - w))
+            return 0.5 * (1.0 + math.cos(math.pi * done))
         return 1.0
 
 
@@ -146,7 +161,9 @@ def build_optimiser(
         )
     if cfg.schedule in PER_EPOCH:
         return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.decay)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, LRLambda(cfg.schedule, cfg.warmup))
+    return opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, LRLambda(cfg.schedule, cfg.warmup, cfg.total)
+    )
 
 
 def build_optimisation(

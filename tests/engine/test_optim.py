@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -33,3 +34,29 @@ def test_cpu_parameters_get_the_fused_kernel_and_the_same_update():
 def test_integer_or_empty_parameters_leave_the_choice_to_torch():
     assert fusable([]) is None
     assert fusable([nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)]) is None
+
+
+def test_cosine_warms_up_then_anneals_to_zero_at_the_budget():
+    """A fixed budget ends on an annealed model: the LR rises linearly for `warmup` updates,
+    peaks, and reaches zero at `total`, halfway down at the middle of the decay."""
+    lin = nn.Linear(2, 2)
+    cfg = OptimConfig(lr=1e-3, schedule="cosine", warmup=10, total=110)
+    opt, sched = build_optimiser(list(lin.parameters()), cfg)
+    lrs = []
+    for _ in range(110):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert max(lrs) == pytest.approx(1e-3)
+    assert lrs[59] == pytest.approx(5e-4)  # update 60: half of the 100 decay updates done
+    assert lrs[109] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+
+
+def test_cosine_without_a_budget_past_the_warm_up_is_refused():
+    with pytest.raises(ValueError, match="total"):
+        OptimConfig(schedule="cosine", warmup=100)
+    with pytest.raises(ValueError, match="greater than warmup"):
+        OptimConfig(schedule="cosine", warmup=100, total=100)
