@@ -125,18 +125,24 @@ def test_sweep_and_rdrop_runs_are_what_they_say(em_tiny):
     assert step["exp"].links[0].weight == 2.5 and step["exp"].links[0].kind == "kl_symmetric"
 
 
-def test_small_sweep_trains_its_own_shared_point_on_half_the_budget(tmp_path):
+def test_small_sweep_trains_its_own_shared_point_on_a_short_annealed_budget(tmp_path):
     """Figure 6 at small scale: every point, alpha 2 / lambda 0.5 too (em_sweep, beside the
-    table's em), trains for 10 epochs; the table's em keeps the recipe's 20."""
+    table's em), trains for 5 epochs with the LR annealed to zero at the last update; the
+    table's em keeps the recipe's 20 epochs and its inverse-sqrt LR."""
     small = dict(scale="small", out=tmp_path, settings={"task": "mt", "sweep": "alpha=0"})
     args = {n: run_args("em_network", n, **small) for n in ("em_aed", "em_sweep", "em_alpha0")}
     assert [run.name for run, _, _ in args.values()] == ["em", "em_sweep", "em_alpha0"]
     em, shared, alpha0 = (overrides for _, _, overrides in args.values())
-    assert "train.max_epochs=10" not in em and shared[-1] == "train.max_epochs=10"
-    assert alpha0[-2:] == ["train.max_epochs=10", "links.0.weight=0"]
-    assert [x for x in shared if "out_dir" not in x] == [x for x in em if "out_dir" not in x] + [
-        "train.max_epochs=10"
-    ]
+    budget = ["train.max_epochs=5", "optim.schedule=cosine", "optim.total=1085"]
+    assert not set(budget) & set(em) and shared[-3:] == budget
+    assert alpha0[-4:] == [*budget, "links.0.weight=0"]
+    assert [x for x in shared if "out_dir" not in x] == [
+        x for x in em if "out_dir" not in x
+    ] + budget
+    exps = {n: experiment("em_network", n, **small) for n in ("em_aed", "em_sweep")}
+    steps = exps["em_sweep"].train.max_epochs * 217  # 217 updates an epoch (29,000 pairs)
+    assert exps["em_sweep"].optim.total == steps and exps["em_aed"].optim.schedule == "inverse_sqrt"
+    assert exps["em_aed"].train.max_epochs == 20
 
 
 def test_small_asr_gives_every_student_one_budget_on_all_utterances(tmp_path):
