@@ -6,6 +6,7 @@ the update rule. Nothing here names a paper; recipes/ do.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,3 +114,18 @@ class Experiment:
     links: list[LinkConfig] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        # a cosine LR that ends before or after the budget trains its last updates at LR 0, or
+        # stops short of annealing: allowed (a user may mean it), but said
+        steps = self.train.max_steps
+        optims = {"optim": self.optim} | {
+            f"peers.{name}.optim": p.optim for name, p in self.peers.items() if p.optim
+        }
+        for where, cfg in optims.items():
+            if cfg.schedule == "cosine" and steps is not None and cfg.total != steps:
+                warnings.warn(
+                    f"{where}.total ({cfg.total}) is not train.max_steps ({steps}): the LR "
+                    f"reaches zero at update {cfg.total}",
+                    stacklevel=2,
+                )

@@ -120,7 +120,8 @@ class LRLambda:
             return step / w if step < w else math.sqrt(w / step)
         if self.kind == "cosine":
             # linear warm-up, then half a cosine to zero at `total` (fairseq's and NeMo's
-            # cosine): a fixed budget ends on an annealed model rather than mid-flight
+            # cosine): a fixed budget ends on an annealed model rather than mid-flight. Update
+            # `total` itself gets LR 0, a no-op kept so that the curve ends exactly at zero
             if step < w:
                 return step / w
             done = min(1.0, (step - w) / max(1, self.total - w))
@@ -139,9 +140,9 @@ def build_optimiser(
     params: list[nn.Parameter], cfg: OptimConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW or SGD over params, and its LR scheduler: stepped every update (inverse_sqrt,
-    constant) or every epoch (epoch_decay; see PER_EPOCH). The update is torch's fused kernel
-    where the parameters' device has one: on a CPU, AdamW's per-parameter loop cost 24 ms of a
-    600 ms step of the small ST Transformer, the fused kernel 5 ms (bench/train_step.py)."""
+    cosine, constant) or every epoch (epoch_decay; see PER_EPOCH). The update is torch's fused
+    kernel where the parameters' device has one: on a CPU, AdamW's per-parameter loop cost 24 ms
+    of a 600 ms step of the small ST Transformer, the fused kernel 5 ms (bench/train_step.py)."""
     fused = fusable(params)
     if cfg.name == "sgd":
         opt = torch.optim.SGD(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -60,3 +62,20 @@ def test_cosine_without_a_budget_past_the_warm_up_is_refused():
         OptimConfig(schedule="cosine", warmup=100)
     with pytest.raises(ValueError, match="greater than warmup"):
         OptimConfig(schedule="cosine", warmup=100, total=100)
+
+
+def test_a_cosine_budget_other_than_max_steps_is_said(tmp_path):
+    from peerseq.config import load_config
+    from peerseq.experiment import Experiment
+
+    base = [f"out_dir={tmp_path}", "data.corpus=x", "optim.schedule=cosine", "optim.warmup=10"]
+    peer = [
+        "peers.a.model.preset=mt_transformer",
+        "peers.a.reads=source",
+        "peers.a.predicts=target",
+    ]
+    with pytest.warns(UserWarning, match=r"optim.total \(100\) is not train.max_steps \(200\)"):
+        load_config(Experiment, None, [*base, *peer, "optim.total=100", "train.max_steps=200"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(Experiment, None, [*base, *peer, "optim.total=200", "train.max_steps=200"])

@@ -127,21 +127,23 @@ def test_sweep_and_rdrop_runs_are_what_they_say(em_tiny):
 
 def test_small_sweep_trains_its_own_shared_point_on_a_short_annealed_budget(tmp_path):
     """Figure 6 at small scale: every point, alpha 2 / lambda 0.5 too (em_sweep, beside the
-    table's em), trains for 5 epochs with the LR annealed to zero at the last update; the
+    table's em), trains for 1,085 updates (5 epochs) with the LR annealed to zero at the last; the
     table's em keeps the recipe's 20 epochs and its inverse-sqrt LR."""
     small = dict(scale="small", out=tmp_path, settings={"task": "mt", "sweep": "alpha=0"})
     args = {n: run_args("em_network", n, **small) for n in ("em_aed", "em_sweep", "em_alpha0")}
     assert [run.name for run, _, _ in args.values()] == ["em", "em_sweep", "em_alpha0"]
     em, shared, alpha0 = (overrides for _, _, overrides in args.values())
-    budget = ["train.max_epochs=5", "optim.schedule=cosine", "optim.total=1085"]
-    assert not set(budget) & set(em) and shared[-3:] == budget
-    assert alpha0[-4:] == [*budget, "links.0.weight=0"]
+    budget = ["train.max_epochs=100", "train.max_steps=1085", "optim.schedule=cosine"]
+    budget += ["optim.total=1085"]
+    assert not set(budget) & set(em) and shared[-4:] == budget
+    assert alpha0[-5:] == [*budget, "links.0.weight=0"]
     assert [x for x in shared if "out_dir" not in x] == [
         x for x in em if "out_dir" not in x
     ] + budget
     exps = {n: experiment("em_network", n, **small) for n in ("em_aed", "em_sweep")}
-    steps = exps["em_sweep"].train.max_epochs * 217  # 217 updates an epoch (29,000 pairs)
-    assert exps["em_sweep"].optim.total == steps and exps["em_aed"].optim.schedule == "inverse_sqrt"
+    sweep = exps["em_sweep"]
+    assert sweep.optim.total == sweep.train.max_steps == 5 * 217  # 5 epochs of 29,000 pairs
+    assert exps["em_aed"].optim.schedule == "inverse_sqrt"
     assert exps["em_aed"].train.max_epochs == 20
 
 
