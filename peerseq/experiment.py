@@ -88,6 +88,9 @@ class TrainConfig:
     log_every: int = bounded(10, ge=1)
     valid_every: int | None = bounded(None, ge=1)  # steps; validation also at every epoch end
     keep_last: int = bounded(3, ge=1)
+    # minutes of training after which an interim checkpoint is written between validations (a
+    # crash or a stopped session then loses at most that much); checked every log_every steps
+    save_every_minutes: float | None = bounded(None, gt=0)
     early_stop_peer: str | None = None
     patience: int | None = bounded(None, ge=1)  # validations without improvement before stop
     seed: int = bounded(1, ge=0)

@@ -4,6 +4,7 @@ State (state.json), saved with the weights by rank 0 and read back on --resume."
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class State:
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
     skipped_streak: int = 0  # ... of them in a row, up to the last step
     metrics_lines: int | None = None  # metrics.jsonl lines written up to this checkpoint
+    interim: bool = False  # saved between validations (train.save_every_minutes)
 
     def __post_init__(self) -> None:
         for name in ("step", "epoch", "micro", "since_best", "skipped_steps", "skipped_streak"):
@@ -41,6 +43,25 @@ class State:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
         if self.metrics_lines is not None and self.metrics_lines < 0:
             raise ValueError(f"metrics_lines: expected >= 0, got {self.metrics_lines}")
+
+
+class SaveClock:
+    """When a run writes an interim checkpoint: `minutes` of training after its last save
+    (None: never). Asked every `every` steps only, and rank 0's answer is the one every rank
+    takes (`agree`, a broadcast under torchrun), so that all of them save together."""
+
+    def __init__(self, minutes: float | None, every: int, agree=lambda x: x):
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.every, self.agree = every, agree
+        self.reset()
+
+    def reset(self) -> None:
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        if self.seconds is None or step % self.every:
+            return False
+        return bool(self.agree(time.monotonic() - self.last >= self.seconds))
 
 
 def seed_everything(seed: int) -> None:
@@ -61,7 +82,14 @@ def save_state(
     read-only folder: the newest complete checkpoint is then intact)."""
     try:
         save_checkpoint(
-            run_dir, state.step, models, optimisers, schedulers, state.__dict__, keep_last=keep_last
+            run_dir,
+            state.step,
+            models,
+            optimisers,
+            schedulers,
+            state.__dict__,
+            keep_last=keep_last,
+            interim=state.interim,
         )
     except OSError as e:
         last = latest_checkpoint(run_dir)
@@ -110,6 +138,7 @@ RESUMABLE = {
     "train.max_steps",
     "train.log_every",
     "train.keep_last",
+    "train.save_every_minutes",
     "train.patience",
     "train.device",
     "train.num_threads",

@@ -35,9 +35,10 @@ from peerseq.engine.peer import Peer, unwrap
 from peerseq.engine.update import UPDATE_RULES
 from peerseq.errors import PeerseqError, describe
 from peerseq.experiment import Experiment
-from peerseq.files import atomic_dir, ensure_writable_dir
+from peerseq.files import ensure_writable_dir
 from peerseq.losses.ctc import tally_infeasible
 from peerseq.run_state import (
+    SaveClock,
     State,
     check_run_dir,
     load_state,
@@ -46,11 +47,10 @@ from peerseq.run_state import (
     seed_everything,
 )
 from peerseq.rundir.checkpoint import clean_leftovers, latest_checkpoint
-from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.layout import RunDir
 from peerseq.rundir.lock import RunLock
 from peerseq.rundir.log import RunLogger
-from peerseq.rundir.weights import save_weights
-from peerseq.validation import dev_record, is_new_best
+from peerseq.validation import dev_record, early_stopping
 
 
 class Trainer:
@@ -245,32 +245,8 @@ class Trainer:
             + " ".join(f"{k} {v:.3f}" for k, v in record.items())
             + f" | {took['valid_seconds']:.1f} s, {took['valid_share']:.0%} of the run so far"
         )
-        self._early_stopping(record)
+        early_stopping(self.exp, self.state, record, self.layout, self.models(), log.say)
         return record
-
-    def _early_stopping(self, record: dict[str, float]) -> None:
-        """Keep the best weights in best/; stop after train.patience validations without a new
-        best."""
-        state, cfg = self.state, self.exp.train
-        name = cfg.early_stop_peer
-        if name is None:
-            return
-        metric = self.exp.peers[name].decode.metric
-        value = record[f"{name}/{metric}"]
-        state.history.append({"step": state.step, f"{name}/{metric}": value})
-        if is_new_best(value, state.best, metric):
-            state.best, state.best_step, state.since_best = value, state.step, 0
-            # written beside and renamed: best/ never mixes the weights of two steps
-            with atomic_dir(self.layout.best) as tmp:
-                for peer, model in self.models().items():
-                    save_weights(weights_file(tmp, peer), model.state_dict())
-                record = {"step": state.step, "peer": name, "metric": metric, "value": value}
-                (tmp / self.layout.best_record.name).write_text(json.dumps(record))
-        else:
-            state.since_best += 1
-            if cfg.patience is not None and state.since_best >= cfg.patience:
-                state.done = True
-                self.log.say(console.early_stop_line(name, metric, cfg.patience, state))
 
     def _validate_and_save(self, log: RunLogger) -> None:
         """Validate and checkpoint, once per step: an epoch that ends on a validation step
@@ -281,6 +257,19 @@ class Trainer:
         self.validate(log)
         self.save()
         self._saved_step = self.state.step
+        self.clock.reset()
+
+    def _save_interim(self, log: RunLogger) -> None:
+        """A checkpoint between validations (train.save_every_minutes): resumable like any
+        other, not a validation, so a validation at this step later still happens."""
+        self._check_finite_weights()
+        self.state.interim = True
+        try:
+            self.save()
+        finally:
+            self.state.interim = False
+        self.clock.reset()
+        log.say(f"step {self.state.step}: interim checkpoint written")
 
     # ---- the loop ----------------------------------------------------------------------------
     def _attach(self, batch):
@@ -320,7 +309,10 @@ class Trainer:
         log = self.log = RunLogger(
             self.run_dir, self.dist.main, cfg.max_steps, keep, state.step, state.epoch
         )
-        self._saved_step = state.step if resumed else None
+        # a resumed interim checkpoint was not validated: its step's validation may be due
+        self._saved_step = state.step if resumed and not state.interim else None
+        state.interim = False
+        self.clock = SaveClock(cfg.save_every_minutes, cfg.log_every, self.dist.broadcast)
         log.say("\n".join(console.startup_summary(self)) if self.dist.main else "")
         if resumed:
             log.say(
@@ -355,6 +347,8 @@ class Trainer:
                 stop = state.done or bool(cfg.max_steps and state.step >= cfg.max_steps)
                 if stop or (cfg.valid_every and state.step % cfg.valid_every == 0):
                     self._validate_and_save(log)
+                elif self.clock.due(state.step):
+                    self._save_interim(log)
                 if stop or state.done:
                     state.done = True
                     break

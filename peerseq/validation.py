@@ -4,6 +4,7 @@ and early stopping's rule for whether a value is a new best."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import torch
@@ -14,7 +15,11 @@ from peerseq.engine.link import Link
 from peerseq.engine.objective import objective
 from peerseq.engine.peer import Peer, unwrap
 from peerseq.experiment import Experiment
+from peerseq.files import atomic_dir
 from peerseq.metrics.score import higher_is_better, score
+from peerseq.rundir.layout import RunDir, weights_file
+from peerseq.rundir.weights import save_weights
+from peerseq.training_console import early_stop_line
 
 
 @torch.no_grad()
@@ -70,3 +75,30 @@ def is_new_best(value: float, best: float | None, metric: str) -> bool:
     if not math.isfinite(value):
         return False
     return best is None or (value > best if higher_is_better(metric) else value < best)
+
+
+def early_stopping(
+    exp: Experiment, state, record: dict[str, float], layout: RunDir, models: dict, say
+) -> None:
+    """Track train.early_stop_peer's dev metric in `state` (a run_state.State): keep the best
+    weights of `models` (name -> module) in best/, and set state.done after train.patience
+    validations without a new best (saying so with `say`)."""
+    name, patience = exp.train.early_stop_peer, exp.train.patience
+    if name is None:
+        return
+    metric = exp.peers[name].decode.metric
+    value = record[f"{name}/{metric}"]
+    state.history.append({"step": state.step, f"{name}/{metric}": value})
+    if is_new_best(value, state.best, metric):
+        state.best, state.best_step, state.since_best = value, state.step, 0
+        # written beside and renamed: best/ never mixes the weights of two steps
+        with atomic_dir(layout.best) as tmp:
+            for peer, model in models.items():
+                save_weights(weights_file(tmp, peer), model.state_dict())
+            kept = {"step": state.step, "peer": name, "metric": metric, "value": value}
+            (tmp / layout.best_record.name).write_text(json.dumps(kept))
+    else:
+        state.since_best += 1
+        if patience is not None and state.since_best >= patience:
+            state.done = True
+            say(early_stop_line(name, metric, patience, state))

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from peerseq.cli import main
-from peerseq.rundir.checkpoint import latest_checkpoint, list_checkpoints
+from peerseq.rundir.checkpoint import is_interim, latest_checkpoint, list_checkpoints
 from peerseq.rundir.weights import load_weights
 from tests.crashing import CRASH_CODE, fork_cli
 from tests.test_train import write_config
@@ -301,3 +301,24 @@ def test_a_resumed_run_estimates_its_time_from_its_own_updates(tmp_path, capsys)
     log.progress(950, 4, {"loss": 1.0}, utts=500)
     log.close()
     assert "ETA 0:10" in capsys.readouterr().out
+
+
+def test_interim_checkpoints_resume_bit_identically(tmp_path, corpus, whole):
+    """train.save_every_minutes (here: at every logged step between validations) writes interim
+    checkpoints. Killed (os._exit) right after step 9's is renamed into place -- the epoch's
+    last batch, whose validation a resume from it must still run -- the resumed run ends with
+    the uninterrupted run's weights and metrics records, and only regular checkpoints remain."""
+    cut = write_config(tmp_path, corpus, tmp_path / "cut", log_every=1, max_epochs=2)
+    overrides = ["train.save_every_minutes=0.000001"]
+    log = tmp_path / "killed.log"
+    assert fork_cli(9, "rename", ["train", str(cut), *overrides], log) == CRASH_CODE
+    run = tmp_path / "cut"
+    assert "interim checkpoint written" in log.read_text()
+    assert latest_checkpoint(run).name == "step-00000009" and is_interim(latest_checkpoint(run))
+
+    assert main(["train", str(cut), *overrides, "--resume"]) == 0
+    a, b = (load_weights(latest_checkpoint(r) / "model.mt.safetensors") for r in (whole, run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert records(run) == records(whole)
+    kept = list_checkpoints(run)
+    assert [d.name for d in kept] == ["step-00000012", "step-00000016", "step-00000018"]

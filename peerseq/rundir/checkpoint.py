@@ -18,6 +18,11 @@ directory (its marker present and every file it lists of the listed size), never
 `latest` pointer, which a crash between the rename and its update leaves one step behind; the
 pointer is kept for people and scripts (its mtime is the time of the last save). One process
 writes a run directory at a time (rank 0 under DDP, under the run's lock).
+
+Interim checkpoints (`interim=True`, `complete.json` says so) are the ones a run writes between
+two validations so that a crash loses minutes, not an interval (`train.save_every_minutes`).
+They resume like any other, but `keep_last` and `average --last` count only the regular ones, and
+any newer checkpoint removes them: at most one exists, and only as the newest.
 """
 
 from __future__ import annotations
@@ -64,12 +69,14 @@ def save_checkpoint(
     extra_state: Mapping[str, Any],
     rng: bool = True,
     keep_last: int | None = None,
+    interim: bool = False,
 ) -> Path:
     """Write the checkpoint for `step` atomically and return its directory.
 
     Peers without an optimiser (a frozen teacher) or without a scheduler are allowed; every
     optimiser/scheduler name must be a model name. `keep_last` (None: keep all) removes the
-    oldest complete checkpoints beyond that number, never the one just written.
+    oldest complete checkpoints beyond that number, never the one just written. `interim`: a
+    checkpoint between two regular ones (module docstring), not counted by `keep_last`.
     """
     _check_peers(models, optimisers, schedulers)
     if keep_last is not None and keep_last < 1:
@@ -77,7 +84,9 @@ def save_checkpoint(
     root = RunDir(run_dir).checkpoints
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
-    if final.exists():
+    # an interim checkpoint of this very step (an epoch's last batch) gives way to a regular one
+    replaces = final.exists() and not interim and _is_complete(final) and is_interim(final)
+    if final.exists() and not replaces:
         raise PeerseqError(f"{final}: a checkpoint for step {step} already exists")
     state_json = json.dumps(to_json(extra_state, "extra_state"), indent=1)
 
@@ -98,29 +107,41 @@ def save_checkpoint(
         write_text(tmp / "state.json", state_json)
         # the marker last: a directory without it, or whose files differ from it, is incomplete
         sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
-        write_text(tmp / MARKER, json.dumps({"step": step, "files": sizes}, indent=1))
+        marker = {"step": step, "files": sizes} | ({"interim": True} if interim else {})
+        write_text(tmp / MARKER, json.dumps(marker, indent=1))
         fsync_dir(tmp)
+        if replaces:  # a crash right here resumes from the regular checkpoint before it
+            remove(final)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(root)
     write_text(RunDir(run_dir).latest_pointer, final.name + "\n", atomic=True)
-    _prune(root, final, step, keep_last)
+    _prune(root, final, step, keep_last, interim)
     return final
 
 
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint directories of a run, oldest step first (`.partial` dirs ignored)."""
+def list_checkpoints(run_dir: str | os.PathLike, interim: bool = True) -> list[Path]:
+    """Complete checkpoint directories of a run, oldest step first (`.partial` dirs ignored);
+    interim=False leaves out the interim checkpoint, if any (module docstring)."""
     root = RunDir(run_dir).checkpoints
     if not root.is_dir():
         return []
     found = [
         (int(m.group(1)), d)
         for d in root.iterdir()
-        if (m := _STEP_DIR.match(d.name)) and _is_complete(d)
+        if (m := _STEP_DIR.match(d.name)) and _is_complete(d) and (interim or not is_interim(d))
     ]
     return [d for _, d in sorted(found)]
+
+
+def is_interim(directory: Path) -> bool:
+    """Whether a complete checkpoint was written as an interim one (its marker says so)."""
+    try:
+        return bool(json.loads((directory / MARKER).read_text(encoding="utf-8")).get("interim"))
+    except (OSError, ValueError, AttributeError):
+        return False  # no marker: written before interim checkpoints existed
 
 
 def latest_checkpoint(run_dir: str | os.PathLike, strict: bool = False) -> Path | None:
@@ -305,7 +326,7 @@ def _why_incomplete(directory: Path) -> str | None:
     return None
 
 
-def _prune(root: Path, just_written: Path, step: int, keep_last: int | None) -> None:
+def _prune(root: Path, just_written: Path, step: int, keep_last: int | None, interim: bool) -> None:
     # leftovers of crashed saves/deletes at older steps; a newer one could be another writer's
     for d in root.glob(".*"):
         m = re.match(r"^\.step-(\d+)\.(partial|deleting)-", d.name)
@@ -313,10 +334,13 @@ def _prune(root: Path, just_written: Path, step: int, keep_last: int | None) -> 
             d.name.startswith(".latest.") and d.name.endswith(".tmp")
         ):
             remove(d)
+    for d in list_checkpoints(root.parent):  # superseded by the one just written
+        if d != just_written and is_interim(d):
+            remove(d)
     if keep_last is None:
         return
-    done = [d for d in list_checkpoints(root.parent) if d != just_written]
-    for d in done[: max(0, len(done) - (keep_last - 1))]:
+    done = [d for d in list_checkpoints(root.parent, interim=False) if d != just_written]
+    for d in done[: max(0, len(done) - (keep_last - (not interim)))]:
         remove(d)
 
 
@@ -364,7 +388,7 @@ def average_run(run_dir: str | Path, last: int) -> Path:
     decides it: silently averaging fewer would report one thing and compute another."""
     if last < 1:
         raise PeerseqError(f"--last {last}: average at least 1 checkpoint")
-    kept = list_checkpoints(run_dir)
+    kept = list_checkpoints(run_dir, interim=False)  # evenly spaced, as the user expects
     if not kept:
         raise PeerseqError(f"{run_dir}: no checkpoints to average")
     if len(kept) < last:

@@ -17,6 +17,7 @@ from torch import nn
 
 from peerseq.errors import PeerseqError
 from peerseq.rundir.checkpoint import (
+    average_run,
     clean_leftovers,
     latest_checkpoint,
     list_checkpoints,
@@ -128,6 +129,35 @@ def test_round_trip_and_exact_resume(tmp_path):
     assert latest_checkpoint(tmp_path) == ckpt
     with safe_open(str(ckpt / "model.b.safetensors"), framework="pt") as f:
         assert len(list(f.keys())) == 1  # the tied weight is stored once
+
+
+def test_interim_checkpoints_are_newest_only_and_not_counted(tmp_path):
+    """An interim checkpoint resumes like any other, but keep_last and `average --last` skip
+    it, the next checkpoint removes it, and a regular one of the same step replaces it."""
+    models, optimisers, schedulers = make_peers(0)
+
+    def save(step, interim=False):
+        return save_checkpoint(
+            tmp_path, step, models, optimisers, schedulers, {}, keep_last=2, interim=interim
+        )
+
+    names = lambda **kw: [d.name for d in list_checkpoints(tmp_path, **kw)]  # noqa: E731
+    save(10), save(20), save(25, interim=True)
+    assert names() == ["step-00000010", "step-00000020", "step-00000025"]  # keep_last: 2 regular
+    assert names(interim=False) == ["step-00000010", "step-00000020"]
+    assert latest_checkpoint(tmp_path).name == "step-00000025"  # a resume starts there
+    assert average_run(tmp_path, 2).joinpath("from.json").read_text().strip() == (
+        '["step-00000010", "step-00000020"]'
+    )
+    save(27, interim=True)  # supersedes the interim one before it
+    assert names() == ["step-00000010", "step-00000020", "step-00000027"]
+    save(30)
+    assert names() == ["step-00000020", "step-00000030"]
+    save(40, interim=True)
+    save(40)  # an epoch's last batch: the interim checkpoint gives way to the regular one
+    assert names() == ["step-00000030", "step-00000040"] and names(interim=False) == names()
+    with pytest.raises(PeerseqError, match="already exists"):
+        save(40, interim=True)
 
 
 def test_keep_last_deletes_older(tmp_path):
