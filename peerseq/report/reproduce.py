@@ -149,13 +149,17 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     spec, runs = rec.data["reproduce"], rec.data["runs"]
     methods = spec["methods"]
     asked = req.methods or spec.get("default_methods", list(methods))
+    alone = (spec.get("sweep") or {}).get("method")  # the sweep's points without their base
     for m in asked:
+        if m == alone:
+            continue
         if m not in methods:
-            raise PeerseqError(f"--methods: unknown '{m}' ({' '.join(methods)})")
+            known = " ".join([*methods, *([alone] if alone else [])])
+            raise PeerseqError(f"--methods: unknown '{m}' ({known})")
         if req.methods and not any(_holds(runs[r].get("when", {}), values) for r in methods[m]):
             raise PeerseqError(f"--methods: '{m}' has no run with these options ({_shown(values)})")
     need: set[str] = set()
-    todo = [r for m in asked for r in methods[m]]
+    todo = [r for m in asked if m != alone for r in methods[m]]
     while todo:
         r = todo.pop()
         if r in runs and _holds(runs[r].get("when", {}), values) and r not in need:
@@ -312,7 +316,7 @@ def plan(rec: Recipe, req: Request) -> Plan:
     values["runs"] = str(runs_root)
     common = _prepare(rec, req, values)
     todo = plan_runs(rec, req, values)
-    todo += _sweep_runs(rec, values, todo)
+    todo += _sweep_runs(rec, values, todo, req.methods or [])
     # the runs' small files are kept in the recipe only for the page the recipe keeps
     logs, kept = spec.get("logs"), _default_results(rec, req, values) == rec.dir / "results"
     logs_root = rec.dir / _sub(logs, values) if logs and kept and not req.results else None
@@ -382,13 +386,14 @@ def _default_results(rec: Recipe, req: Request, values: dict) -> Path:
     return Path(_sub(spec.get("results", "$runs/results"), values))
 
 
-def _sweep_runs(rec: Recipe, values: dict, todo: list[str]) -> list[str]:
-    """Runs of a hyper-parameter sweep (option `sweep`: words NAME=VALUE), beside `base`.
+def _sweep_runs(rec: Recipe, values: dict, todo: list[str], asked: list[str]) -> list[str]:
+    """Runs of a hyper-parameter sweep (option `sweep`: words NAME=VALUE), beside `base`, or
+    alone when its `method` is asked (a machine that has not the base's run need not train it).
     With `set` (e.g. a shorter budget than the table's), every point gets those overrides too,
     and the point at the base's own values is trained again as the run `shared`."""
     sweep = rec.data["reproduce"].get("sweep")
     values["_sweep"] = {}
-    if not sweep or sweep["base"] not in todo:
+    if not sweep or (sweep["base"] not in todo and sweep.get("method") not in asked):
         return []
     base, names = rec.data["runs"][sweep["base"]], []
     common = base.get("set", []) + sweep.get("set", [])  # every point's, the shared one's too

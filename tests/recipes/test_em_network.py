@@ -19,9 +19,13 @@ import yaml
 
 from peerseq.decoding.outputs import read_outputs
 from peerseq.decoding.teacher_labels import weights_hash
+from peerseq.errors import PeerseqError
+from peerseq.report.recipe import load_recipe
+from peerseq.report.reproduce import Request, plan
 from peerseq.runs import decode_split, load_run
 from tests.recipes.conftest import EM_TINY
 from tests.recipes.helpers import (
+    RECIPES,
     experiment,
     paper_step,
     records,
@@ -145,6 +149,17 @@ def test_small_sweep_trains_its_own_shared_point_on_a_short_annealed_budget(tmp_
     assert sweep.optim.total == sweep.train.max_steps == 5 * 217  # 5 epochs of 29,000 pairs
     assert exps["em_aed"].optim.schedule == "inverse_sqrt"
     assert exps["em_aed"].train.max_epochs == 20
+
+
+def test_the_sweep_alone_trains_its_points_not_the_table_run(tmp_path):
+    """--methods sweep: Figure 6's points and their own alpha 2 / lambda 0.5 run, without the
+    table's 20-epoch em (another machine may hold it); --methods em still trains both."""
+    small = dict(scale="small", out=tmp_path, settings={"task": "mt", "sweep": "alpha=0"})
+    rec = load_recipe(RECIPES / "em_network")
+    assert plan(rec, Request(methods=["sweep"], **small)).todo == ["em_sweep", "em_alpha0"]
+    assert plan(rec, Request(methods=["em"], **small)).todo == ["em_aed", "em_sweep", "em_alpha0"]
+    with pytest.raises(PeerseqError, match="unknown 'sweeps'.*sweep"):
+        plan(rec, Request(methods=["sweeps"], **small))
 
 
 def test_small_asr_gives_every_student_one_budget_on_all_utterances(tmp_path):
