@@ -8,10 +8,12 @@ import datetime
 import gc
 import hashlib
 import os
+import platform
 import re
 import warnings
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -114,6 +116,26 @@ def cpu_bf16_supported() -> bool:
     if check is None:
         check = torch.ops.mkldnn._is_mkldnn_bf16_supported
     return bool(check())
+
+
+def precision(device: torch.device, bf16: bool) -> str:
+    """What a run's forward passes compute in: "bf16" (autocast) or "fp32" (autocast_factory)."""
+    return "bf16" if bf16 and (device.type != "cpu" or cpu_bf16_supported()) else "fp32"
+
+
+def machine(device: torch.device) -> str:
+    """The processor a run trains on, as a results page names it: the GPU's name, or the CPU's
+    model (/proc/cpuinfo, else platform) with its core count and whether it has native bf16."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    bf16 = "native bf16" if cpu_bf16_supported() else "no native bf16"
+    return f"{name}, {os.cpu_count()} cores, {bf16}"
 
 
 def autocast_factory(device: torch.device, bf16: bool):

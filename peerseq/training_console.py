@@ -6,17 +6,34 @@ from __future__ import annotations
 
 import torch
 
+from peerseq.distributed import machine, precision
 from peerseq.metrics.cost import count_parameters
 
 
+def environment(trainer) -> dict[str, str | int]:
+    """Where and how a run trains, for its `start` record in metrics.jsonl (one a (re)start):
+    device, precision (bf16 where requested and native, else fp32), the processor, threads,
+    processes, torch's version."""
+    return {
+        "device": str(trainer.device),
+        "precision": precision(trainer.device, trainer.exp.train.bf16),
+        "machine": machine(trainer.device),
+        "threads": torch.get_num_threads(),
+        "processes": trainer.dist.world_size,
+        "torch": torch.__version__,
+    }
+
+
 def startup_summary(trainer) -> list[str]:
-    """Device and threads; each peer's parameters, role and whether it trains; the data sizes
-    and updates an epoch (the training sampler's epoch 0, counted on its metadata). A run
-    without train.max_steps gets its log's ETA from those: updates an epoch x max_epochs."""
+    """Device, precision and threads; each peer's parameters, role and whether it trains; the
+    data sizes and updates an epoch (the training sampler's epoch 0, counted on its metadata). A
+    run without train.max_steps gets its log's ETA from those: updates an epoch x max_epochs."""
     exp, data = trainer.exp, trainer.data
+    env = environment(trainer)
     lines = [
-        f"peerseq train {exp.out_dir}: device {trainer.device}, {torch.get_num_threads()} "
-        f"threads, {trainer.dist.world_size} process(es), seed {exp.train.seed}"
+        f"peerseq train {exp.out_dir}: device {env['device']} ({env['machine']}), "
+        f"{env['precision']}, {env['threads']} threads, {env['processes']} process(es), "
+        f"seed {exp.train.seed}"
     ]
     for name, peer in trainer.peers.items():
         cfg = exp.peers[name]

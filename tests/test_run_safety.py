@@ -30,10 +30,16 @@ def corpus(m30k_64) -> Path:
 
 
 def records(run: Path) -> list[dict]:
-    """metrics.jsonl without its wall-clock times (a record's time, validation's seconds)."""
+    """metrics.jsonl without its wall-clock times (a record's time, validation's seconds) and
+    without the `start` records (one a stretch: a resumed run has one more, tested below)."""
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     clock = {"time", "valid_seconds", "valid_share"}
-    return [{k: v for k, v in r.items() if k not in clock} for r in rows]
+    return [{k: v for k, v in r.items() if k not in clock} for r in rows if r["split"] != "start"]
+
+
+def starts(run: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == "start"]
 
 
 @pytest.fixture
@@ -320,5 +326,8 @@ def test_interim_checkpoints_resume_bit_identically(tmp_path, corpus, whole):
     a, b = (load_weights(latest_checkpoint(r) / "model.mt.safetensors") for r in (whole, run))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert records(run) == records(whole)
+    # each stretch says where it trained, at the step it started from
+    assert [r["step"] for r in starts(run)] == [0, 9] and [r["step"] for r in starts(whole)] == [0]
+    assert starts(run)[1]["precision"] == "fp32" and starts(run)[1]["threads"] == 1
     kept = list_checkpoints(run)
     assert [d.name for d in kept] == ["step-00000012", "step-00000016", "step-00000018"]

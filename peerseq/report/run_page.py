@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from peerseq.files import atomic_write_text  # noqa: E402
+from peerseq.report.summary import environments, training_minutes  # noqa: E402
 from peerseq.rundir.layout import RunDir  # noqa: E402
 from peerseq.rundir.log import read_metrics  # noqa: E402
 
@@ -66,14 +67,14 @@ def _is_weight(k: str) -> bool:
     return "/" not in k and "(" not in k and k != "total" and not k.startswith("lr:")
 
 
-def _time_table(train: list[dict], dev: list[dict]) -> str:
-    times = [r["time"] for r in train + dev if "time" in r]
-    wall = max(times) - min(times) if len(times) > 1 else 0.0
+def _time_table(records: list[dict], train: list[dict], dev: list[dict]) -> str:
+    wall = 60 * training_minutes(records)
     valid = sum(r.get("valid_seconds", 0.0) for r in dev)
     steps = train[-1]["step"] - train[0]["step"] if len(train) > 1 else 0
     rows = [
         ("updates logged", f"{train[-1]['step'] if train else 0}"),
-        ("wall time between the first and last record", f"{wall / 60:.1f} min"),
+        ("trained on", "; ".join(environments(records)) or "-"),
+        ("wall time training (each stretch's first to last record)", f"{wall / 60:.1f} min"),
         ("validating", f"{valid / 60:.1f} min ({valid / wall:.0%} of it)" if wall else "-"),
         ("updates a minute", f"{steps / (wall - valid) * 60:.1f}" if wall > valid else "-"),
     ]
@@ -135,7 +136,7 @@ def run_report(run_dir: str | Path) -> Path:
         dev_losses = _series(dev, lambda k: k.endswith(("ctc", "nll")) or k == "total")
         body += ["<h2>Dev</h2>", _plot(metrics, "update", "dev metric") if metrics else ""]
         body += [_plot(dev_losses, "update", "dev loss") if dev_losses else ""]
-    body += ["<h2>Time</h2>", _time_table(train, dev)]
+    body += ["<h2>Time</h2>", _time_table(records, train, dev)]
     body += ["<h2>Posteriorgrams (CTC peers, first dev utterance, last weights)</h2>"]
     body += [_posteriorgrams(run_dir)]
     config = layout.config.read_text() if layout.config.is_file() else "(no config.yaml)"

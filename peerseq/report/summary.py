@@ -17,8 +17,29 @@ from peerseq.rundir.layout import RunDir
 from peerseq.rundir.log import read_metrics
 
 
+def training_minutes(recs: list[dict]) -> float:
+    """Wall-clock minutes a run trained: the sum over its stretches (each (re)start writes a
+    `start` record), so the hours between a stop and its resume are not counted. Logs without
+    `start` records are one stretch."""
+    stretches, current = [], []
+    for r in recs:
+        if r["split"] == "start" and current:
+            stretches.append(current)
+            current = []
+        if "time" in r:
+            current.append(r["time"])
+    stretches.append(current)
+    return sum(t[-1] - t[0] for t in stretches if len(t) > 1) / 60
+
+
+def environments(recs: list[dict]) -> list[str]:
+    """Where a run trained, once each in order: "MACHINE, PRECISION" from its start records."""
+    seen = [f"{r['machine']}, {r['precision']}" for r in recs if r["split"] == "start"]
+    return list(dict.fromkeys(seen))
+
+
 def logged_runs(seed_dir: str | Path) -> list[tuple[Path, list[dict], list[dict], float]]:
-    """(run dir, train records, dev records, wall-clock minutes) of every run under seed_dir
+    """(run dir, train records, dev records, training minutes) of every run under seed_dir
     with a metrics.jsonl and at least one training record, in name order (recipes' logs)."""
     out = []
     for run in sorted(p for p in Path(seed_dir).iterdir() if RunDir(p).metrics.is_file()):
@@ -26,10 +47,22 @@ def logged_runs(seed_dir: str | Path) -> list[tuple[Path, list[dict], list[dict]
         train = [r for r in recs if r["split"] == "train"]
         if not train:
             continue
-        times = [r["time"] for r in recs if "time" in r]
-        minutes = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
-        out.append((run, train, [r for r in recs if r["split"] == "dev"], minutes))
+        out.append((run, train, [r for r in recs if r["split"] == "dev"], training_minutes(recs)))
     return out
+
+
+def where_trained(seed_dirs: list[Path]) -> str:
+    """One line under a logs table: each machine and precision, with the runs trained on it
+    (a run resumed elsewhere is under both); empty when no run logged where it trained."""
+    by_env: dict[str, list[str]] = {}
+    for d in seed_dirs:
+        for run in sorted(p for p in Path(d).iterdir() if RunDir(p).metrics.is_file()):
+            for env in environments(read_metrics(RunDir(run).metrics)):
+                by_env.setdefault(env, []).append(run.name)
+    if not by_env:
+        return ""
+    parts = [f"{env}: {', '.join(dict.fromkeys(runs))}" for env, runs in by_env.items()]
+    return "Trained on: " + "; ".join(parts) + "."
 
 
 def peer_curves(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
@@ -79,8 +112,8 @@ def best_and_last(seed_dirs: dict[int, Path]) -> list[list[str]]:
                 continue
             train = [r for r in recs if r["split"] == "train"]
             dev = [r for r in recs if r["split"] == "dev"]
-            times = [r["time"] for r in recs if "time" in r]
-            minutes = f"{(times[-1] - times[0]) / 60:.1f}" if len(times) > 1 else "—"
+            timed = sum("time" in r for r in recs) > 1
+            minutes = f"{training_minutes(recs):.1f}" if timed else "—"
             best = ""
             if RunDir(run).best_record.is_file():
                 b = json.loads(RunDir(run).best_record.read_text())
@@ -117,7 +150,10 @@ def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
     style = sec.get("style", "peer_curves")
     if style == "best_and_last":
         table = markdown_table(HEADS[style], best_and_last(seeds))
-        return [sec["title"].format(**fmt) + "\n", table + sec.get("after", "")]
+        where = where_trained(list(seeds.values()))
+        return [sec["title"].format(**fmt) + "\n", table + sec.get("after", "")] + (
+            [where + "\n"] if where else []
+        )
     md = []
     for seed, d in sorted(seeds.items()):
         if style == "peer_curves":
@@ -126,4 +162,6 @@ def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
             rows = seq_curve(d, sec["metrics"])
         head = ["run", "updates", "epochs", "minutes", sec["last_column"]]
         md += [sec["title"].format(seed=seed, **fmt) + "\n", markdown_table(head, rows), ""]
+        where = where_trained([d])
+        md += [where, ""] if where else []
     return md
