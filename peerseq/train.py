@@ -314,8 +314,10 @@ class Trainer:
         state.interim = False
         self.clock = SaveClock(cfg.save_every_minutes, cfg.log_every, self.dist.broadcast)
         log.say("\n".join(console.startup_summary(self)) if self.dist.main else "")
-        # where this stretch of the run trains: a run resumed on another machine says so
-        log.record("start", state.step, console.environment(self), state.epoch)
+        # where this stretch of the run trains (a run resumed on another machine says so); a
+        # finished run that is only reused trains nothing and records nothing
+        if not state.done and state.epoch < cfg.max_epochs:
+            log.record("start", state.step, console.environment(self), state.epoch)
         if resumed:
             log.say(
                 f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * state.done)

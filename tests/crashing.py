@@ -145,19 +145,20 @@ def fork_cli(
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def all_crash_points(step: int, root: Path) -> dict:
-    """main's `STEP all scenario ROOT`, from this process: -> its report."""
+def all_crash_points(step: int, root: Path, **scenario) -> dict:
+    """main's `STEP all scenario ROOT`, from this process: -> its report. SCENARIO: keyword
+    arguments of tests.rundir.test_checkpoint.scenario (e.g. interim_at=4)."""
     global tc
     import tests.rundir.test_checkpoint as tc
 
-    tc.scenario(root / "warm-up")
-    count = _forked(step, 0, root / "count")
-    n = int((root / "count" / "operations").read_text())
-    codes = {j: _forked(step, j, root / f"crash-{j}") for j in range(1, n + 1)}
-    return {"operations": n, "count": count, "codes": codes}
+    tc.scenario(root / "warm-up", **scenario)
+    count = _forked(step, 0, root / "count", scenario)
+    ops = (root / "count" / "operations").read_text().split()
+    codes = {j: _forked(step, j, root / f"crash-{j}", scenario) for j in range(1, len(ops) + 1)}
+    return {"operations": len(ops), "ops": ops, "count": count, "codes": codes}
 
 
-def _forked(step: int, k: int, run_dir: Path) -> int:
+def _forked(step: int, k: int, run_dir: Path, scenario: dict) -> int:
     """The scenario in a forked child crashing at operation k (0: none); -> its exit code."""
     pid = os.fork()
     if pid == 0:
@@ -165,8 +166,8 @@ def _forked(step: int, k: int, run_dir: Path) -> int:
         try:
             seen = install(step, k)
             tc.save_checkpoint = ck.save_checkpoint  # the name it imported, patched
-            tc.scenario(run_dir)
-            (run_dir / "operations").write_text(str(len(seen)))
+            tc.scenario(run_dir, **scenario)
+            (run_dir / "operations").write_text(" ".join(x.replace(" ", "_") for x in seen))
             code = 0
         finally:
             os._exit(code)

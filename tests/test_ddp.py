@@ -162,7 +162,10 @@ def test_a_stopped_rank_times_out_with_a_clear_error(tmp_path, m30k_64):
     try:
         deadline = time.time() + 120
         metrics = tmp_path / "run" / "metrics.jsonl"
-        while time.time() < deadline and not (metrics.is_file() and metrics.stat().st_size):
+        # a training record, not only the start record: rank 1 stops mid-run
+        while time.time() < deadline and not (
+            metrics.is_file() and '"split": "train"' in metrics.read_text()
+        ):
             assert all(r.running() for r in ranks), logs[0].read_text()[-2000:]
             time.sleep(0.05)
         os.kill(ranks[1].pid, signal.SIGSTOP)

@@ -319,7 +319,7 @@ def test_interim_checkpoints_resume_bit_identically(tmp_path, corpus, whole):
     log = tmp_path / "killed.log"
     assert fork_cli(9, "rename", ["train", str(cut), *overrides], log) == CRASH_CODE
     run = tmp_path / "cut"
-    assert "interim checkpoint written" in log.read_text()
+    assert "step 7: interim checkpoint written" in log.read_text()
     assert latest_checkpoint(run).name == "step-00000009" and is_interim(latest_checkpoint(run))
 
     assert main(["train", str(cut), *overrides, "--resume"]) == 0
@@ -329,5 +329,26 @@ def test_interim_checkpoints_resume_bit_identically(tmp_path, corpus, whole):
     # each stretch says where it trained, at the step it started from
     assert [r["step"] for r in starts(run)] == [0, 9] and [r["step"] for r in starts(whole)] == [0]
     assert starts(run)[1]["precision"] == "fp32" and starts(run)[1]["threads"] == 1
+    assert main(["train", str(cut), *overrides, "--resume"]) == 0  # finished: trains nothing,
+    assert [r["step"] for r in starts(run)] == [0, 9]  # so it says nothing of where
     kept = list_checkpoints(run)
     assert [d.name for d in kept] == ["step-00000012", "step-00000016", "step-00000018"]
+    assert not any(is_interim(d) for d in kept)
+
+
+def test_a_resume_with_data_workers_and_dropout_is_bit_identical(tmp_path, corpus):
+    """Killed right after the step-4 checkpoint (mid-epoch), resumed: with batches collated by
+    two workers and dropout on (the tiny models have none), the resumed run ends with the
+    uninterrupted run's weights -- a resumed epoch's second DataLoader draws nothing from the
+    global generator the dropout masks come from."""
+    over = ["data.workers=2", "peers.mt.model.overrides={dropout: 0.1}"]
+    whole = write_config(tmp_path, corpus, tmp_path / "whole", log_every=1, max_epochs=2)
+    assert main(["train", str(whole), *over]) == 0
+    cut = write_config(tmp_path, corpus, tmp_path / "cut", log_every=1, max_epochs=2)
+    assert fork_cli(4, "rename", ["train", str(cut), *over], tmp_path / "crash.log") == CRASH_CODE
+    assert main(["train", str(cut), *over, "--resume"]) == 0
+    a, b = (
+        load_weights(latest_checkpoint(tmp_path / r) / "model.mt.safetensors")
+        for r in ("whole", "cut")
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from peerseq.data.batching import Batch
@@ -82,6 +83,9 @@ def epoch_batches(
             batch_size=None,
             num_workers=workers,
             prefetch_factor=PREFETCH,
+            # its workers' base seed from a generator of its own: drawn from the global one, a
+            # resumed epoch (a second iterator) would shift every later dropout mask
+            generator=torch.Generator().manual_seed(epoch),
         )
     for got in source:
         if isinstance(got, _Failed):

@@ -152,6 +152,11 @@ def plan_runs(rec: Recipe, req: Request, values: dict) -> list[str]:
     alone = (spec.get("sweep") or {}).get("method")  # the sweep's points without their base
     for m in asked:
         if m == alone:
+            base = runs[spec["sweep"]["base"]]
+            if not _holds(base.get("when", {}), values):
+                raise PeerseqError(
+                    f"--methods: '{m}' has no run with these options ({_shown(values)})"
+                )
             continue
         if m not in methods:
             known = " ".join([*methods, *([alone] if alone else [])])
@@ -398,6 +403,11 @@ def _sweep_runs(rec: Recipe, values: dict, todo: list[str], asked: list[str]) ->
     base, names = rec.data["runs"][sweep["base"]], []
     common = base.get("set", []) + sweep.get("set", [])  # every point's, the shared one's too
     words = [w for w in values.get(sweep["option"], "").split() if w != "none"]
+    if not words and sweep.get("method") in asked:
+        raise PeerseqError(
+            f"--methods {sweep['method']}: no points to train (--set {sweep['option']}="
+            f"'NAME=VALUE ...', names: {' '.join(sweep['points'])})"
+        )
     if words and sweep.get("shared"):
         names.append(sweep["shared"])
         values["_sweep"][sweep["shared"]] = base | {"dir": sweep["shared"], "set": common}

@@ -57,6 +57,7 @@ from peerseq.rundir.state_files import (
 from peerseq.rundir.weights import average_checkpoints, load_checked, save_weights
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_ASIDE = re.compile(r"^\.(step-\d+)\.replaced-[0-9a-f]+$")  # see save_checkpoint
 MARKER = "complete.json"
 
 
@@ -83,7 +84,7 @@ def save_checkpoint(
         raise PeerseqError(f"keep_last must be >= 1 or None, got {keep_last}")
     root = RunDir(run_dir).checkpoints
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:08d}"
+    final, aside = root / f"step-{step:08d}", None
     # an interim checkpoint of this very step (an epoch's last batch) gives way to a regular one
     replaces = final.exists() and not interim and _is_complete(final) and is_interim(final)
     if final.exists() and not replaces:
@@ -110,13 +111,20 @@ def save_checkpoint(
         marker = {"step": step, "files": sizes} | ({"interim": True} if interim else {})
         write_text(tmp / MARKER, json.dumps(marker, indent=1))
         fsync_dir(tmp)
-        if replaces:  # a crash right here resumes from the regular checkpoint before it
-            remove(final)
+        # the interim one is set aside, not deleted, until the new one is in place: a crash in
+        # between leaves it to clean_leftovers, which puts it back
+        if replaces:
+            aside = root / f".{final.name}.replaced-{os.urandom(4).hex()}"
+            os.rename(final, aside)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and aside.exists() and not final.exists():
+            os.rename(aside, final)  # the new one failed: the interim one stays the newest
         raise
     fsync_dir(root)
+    if aside is not None:
+        remove(aside)
     write_text(RunDir(run_dir).latest_pointer, final.name + "\n", atomic=True)
     _prune(root, final, step, keep_last, interim)
     return final
@@ -180,6 +188,15 @@ def clean_leftovers(run_dir: str | os.PathLike) -> list[str]:
     save in progress looks the same."""
     run_dir, gone = Path(run_dir), []
     root = RunDir(run_dir).checkpoints
+    for d in sorted(root.glob(".step-*.replaced-*")) if root.is_dir() else []:
+        if not (m := _ASIDE.match(d.name)):
+            continue  # e.g. one half-deleted after its replacement: removed below
+        final = root / m.group(1)  # an interim checkpoint set aside
+        if final.exists():
+            remove(d)  # its replacement is in place
+            gone.append(d.name)
+        else:  # the save that was replacing it crashed: it is the newest checkpoint again
+            os.rename(d, final)
     for d in sorted(root.glob(".*")) if root.is_dir() else []:
         if re.search(r"\.(partial|deleting)-|\.tmp$", d.name):
             remove(d)

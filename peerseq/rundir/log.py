@@ -1,7 +1,8 @@
 """A run's log: the objective's terms to the console (rich), RUN/metrics.jsonl and TensorBoard,
 and metrics.jsonl read back.
 
-Every record is a flat dict of floats from the same dict the objective returned.
+Every record is a flat dict: `split`, `step`, `epoch`, `time`, then floats (the objective's
+terms, dev metrics), except a `start` record's description of where the run trains.
 """
 
 from __future__ import annotations

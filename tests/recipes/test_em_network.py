@@ -160,6 +160,12 @@ def test_the_sweep_alone_trains_its_points_not_the_table_run(tmp_path):
     assert plan(rec, Request(methods=["em"], **small)).todo == ["em_aed", "em_sweep", "em_alpha0"]
     with pytest.raises(PeerseqError, match="unknown 'sweeps'.*sweep"):
         plan(rec, Request(methods=["sweeps"], **small))
+    with pytest.raises(PeerseqError, match="'sweep' has no run with these options"):
+        plan(rec, Request(methods=["sweep"], scale="small", settings={"task": "asr"}))
+    with pytest.raises(PeerseqError, match="no points to train"):
+        plan(
+            rec, Request(methods=["sweep"], scale="small", settings={"task": "mt", "sweep": "none"})
+        )
 
 
 def test_small_asr_gives_every_student_one_budget_on_all_utterances(tmp_path):

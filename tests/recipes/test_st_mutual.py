@@ -204,3 +204,24 @@ def test_paper_configuration_takes_a_step_on_stand_in_manifests(m30k_speech_300,
     assert exp.train.max_steps == 2 and step["loss"] > 0
     # 12 encoder and 6 decoder layers of d 512 (paper 3.2): about 30 M parameters in ST
     assert step["parameters"]["st"] > 25e6
+
+
+def test_small_budgets_are_annealed_and_one_for_every_st_system(tmp_path):
+    """small: the pre-trained peers and every ST system train a fixed number of updates with the
+    LR annealed to zero at the last one (no early stop), every ST system the same number; the
+    paper scale keeps fairseq's inverse-sqrt LR, epochs and its pre-training's early stop."""
+    asr = tmp_path / "small" / "en-de" / "s1" / "asr"  # beta's cycle C: the ASR run's epoch
+    asr.mkdir(parents=True)
+    (asr / "metrics.jsonl").write_text('{"split": "epoch", "step": 817, "epoch": 1}\n')
+    small, st = dict(scale="small", out=tmp_path), ("e2e", "mtl", "mt_cont", "kd", "ml", "ml_jrule")
+    exps = {n: experiment("st_mutual", n, **small) for n in ("asr", "mt", "mt_joint", *st)}
+    assert exps["ml"].links[0].C == 817
+    for e in exps.values():
+        assert e.optim.schedule == "cosine" and e.optim.total == e.train.max_steps
+        assert e.train.patience is None and e.train.valid_every < e.train.max_steps
+    assert len({exps[n].train.max_steps for n in st}) == 1
+    assert exps["asr"].train.max_steps > exps["ml"].train.max_steps
+    paper = {n: run_args("st_mutual", n, scale="paper", out=tmp_path, data="d")[2] for n in exps}
+    for name, overrides in paper.items():
+        assert "optim.schedule=inverse_sqrt" in overrides and "train.max_steps=null" in overrides
+        assert ("train.patience=5" in overrides) == (name in ("asr", "mt", "mt_joint")), name

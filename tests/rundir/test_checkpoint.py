@@ -19,6 +19,7 @@ from peerseq.errors import PeerseqError
 from peerseq.rundir.checkpoint import (
     average_run,
     clean_leftovers,
+    is_interim,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -285,22 +286,28 @@ def test_average_of_three_equals_manual_mean(tmp_path):
 # ---------------------------------------------------------------- crashes during a save
 
 
-def scenario(run_dir, until: int = 6) -> None:
+def scenario(run_dir, until: int = 6, interim_at: int | None = None) -> None:
     """Two peers trained 2 steps at a time, a checkpoint every 2 steps (keep_last=1), resumed
     from the newest complete checkpoint when there is one; the final weights go to
-    RUN/final.safetensors. tests/crashing.py kills it inside one of its saves."""
+    RUN/final.safetensors. tests/crashing.py kills it inside one of its saves. interim_at: at
+    that step an interim checkpoint comes first, then the regular one replaces it (as at an
+    epoch's last batch)."""
     run_dir = Path(run_dir)
     models, optimisers, schedulers = make_peers(0)
     np.random.seed(0), random.seed(0)
     step = 0
+    clean_leftovers(run_dir)  # first, as the trainer does (it may give back a checkpoint)
     ckpt = latest_checkpoint(run_dir, strict=True)
     if ckpt is not None:
-        clean_leftovers(run_dir)
         torch.manual_seed(7), np.random.seed(7), random.seed(7)  # the checkpoint restores them
         step = load_checkpoint(ckpt, models, optimisers, schedulers)["step"]
     while step < until:
         train(models, optimisers, schedulers, 2)
         step += 2
+        if step == interim_at:
+            save_checkpoint(
+                run_dir, step, models, optimisers, schedulers, {"step": step}, 1, interim=True
+            )
         save_checkpoint(run_dir, step, models, optimisers, schedulers, {"step": step}, keep_last=1)
     save_weights(run_dir / "final.safetensors", params(models))
 
@@ -327,6 +334,36 @@ def test_a_crash_at_every_point_of_a_save_resumes_bit_identically(tmp_path):
         root = run / "checkpoints"
         assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000006"], k
         assert (root / "latest").read_text().strip() == "step-00000006"
+
+
+def test_a_crash_at_every_point_of_an_interim_checkpoints_replacement_resumes(tmp_path):
+    """kill -9 after each operation of the two saves of step 4: an interim checkpoint, then the
+    regular one that replaces it (an epoch's last batch). Wherever it dies, a resume finds
+    step 4 or step 2 (never nothing), ends with the uninterrupted run's weights and leaves no
+    leftover; a crash between setting the interim one aside and renaming the new one into
+    place gets the interim one back."""
+    from tests.crashing import CRASH_CODE, all_crash_points
+
+    scenario(tmp_path / "whole", interim_at=4)
+    expected = load_weights(tmp_path / "whole" / "final.safetensors")
+    report = all_crash_points(4, tmp_path, interim_at=4)
+    assert report["operations"] >= 28 and report["count"] == 0
+    seen_aside = False
+    for k in range(1, report["operations"] + 1):
+        assert report["codes"][k] == CRASH_CODE, k
+        run = tmp_path / f"crash-{k}"
+        root = run / "checkpoints"
+        set_aside = not (root / "step-00000004").exists() and any(root.glob("*.replaced-*"))
+        clean_leftovers(run)
+        resumed = latest_checkpoint(run, strict=True)
+        assert resumed is not None and resumed.name in ("step-00000002", "step-00000004"), k
+        assert not set_aside or (resumed.name == "step-00000004" and is_interim(resumed)), k
+        seen_aside = seen_aside or set_aside
+        scenario(run, interim_at=4)  # resume
+        got = load_weights(run / "final.safetensors")
+        assert all(torch.equal(got[key], expected[key]) for key in got), f"crash point {k}"
+        assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000006"], k
+    assert seen_aside  # one crash point fell between setting aside and the rename
 
 
 def test_a_stale_pointer_is_not_trusted(tmp_path):
