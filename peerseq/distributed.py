@@ -146,7 +146,7 @@ def autocast_factory(device: torch.device, bf16: bool):
     """
     if not bf16:
         return contextlib.nullcontext
-    if device.type == "cpu" and not cpu_bf16_supported():
+    if precision(device, bf16) == "fp32":
         warnings.warn(
             "bf16 requested but this CPU has no native bf16 support: training in fp32",
             stacklevel=2,

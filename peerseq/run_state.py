@@ -35,7 +35,6 @@ class State:
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
     skipped_streak: int = 0  # ... of them in a row, up to the last step
     metrics_lines: int | None = None  # metrics.jsonl lines written up to this checkpoint
-    interim: bool = False  # saved between validations (train.save_every_minutes)
 
     def __post_init__(self) -> None:
         for name in ("step", "epoch", "micro", "since_best", "skipped_steps", "skipped_streak"):
@@ -77,9 +76,11 @@ def save_state(
     optimisers: Mapping,
     schedulers: Mapping,
     keep_last: int | None,
+    interim: bool = False,
 ) -> str | None:
-    """Checkpoint the run at state.step; -> None, or the error that stopped it (a full disk or a
-    read-only folder: the newest complete checkpoint is then intact)."""
+    """Checkpoint the run at state.step (interim: between validations, save_checkpoint); ->
+    None, or the error that stopped it (a full disk or a read-only folder: the newest complete
+    checkpoint is then intact)."""
     try:
         save_checkpoint(
             run_dir,
@@ -89,7 +90,7 @@ def save_state(
             schedulers,
             state.__dict__,
             keep_last=keep_last,
-            interim=state.interim,
+            interim=interim,
         )
     except OSError as e:
         last = latest_checkpoint(run_dir)
@@ -114,6 +115,7 @@ def load_state(
     extra = load_checkpoint(ckpt, models, optimisers, schedulers)
     if "bad" in extra:  # checkpoints written before the field had its present name
         extra["since_best"] = extra.pop("bad")
+    extra.pop("interim", None)  # said twice by a few checkpoints: complete.json says it now
     source = str(ckpt / "state.json")
     state = from_dict(State, extra, source=source)
     if state.step != int(ckpt.name.split("-")[1]):

@@ -46,7 +46,7 @@ from peerseq.run_state import (
     save_state,
     seed_everything,
 )
-from peerseq.rundir.checkpoint import clean_leftovers, latest_checkpoint
+from peerseq.rundir.checkpoint import clean_leftovers, is_interim, latest_checkpoint
 from peerseq.rundir.layout import RunDir
 from peerseq.rundir.lock import RunLock
 from peerseq.rundir.log import RunLogger
@@ -183,9 +183,10 @@ class Trainer:
         return {n: unwrap(p.model) for n, p in self.peers.items()}
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def save(self) -> None:
-        """Rank 0 writes the checkpoint; every rank learns whether it could (a full disk stops
-        all of them at once, not one while the others wait for it)."""
+    def save(self, interim: bool = False) -> None:
+        """Rank 0 writes the checkpoint (interim: between validations); every rank learns
+        whether it could (a full disk stops all of them at once, not one while the others wait
+        for it)."""
         error = None
         if self.dist.main:
             self.state.metrics_lines = self.log.lines if self.log is not None else None
@@ -196,6 +197,7 @@ class Trainer:
                 self.optimisers,
                 self.schedulers,
                 self.exp.train.keep_last,
+                interim,
             )
         error = self.dist.broadcast(error)  # also the barrier
         if error:
@@ -263,11 +265,7 @@ class Trainer:
         """A checkpoint between validations (train.save_every_minutes): resumable like any
         other, not a validation, so a validation at this step later still happens."""
         self._check_finite_weights()
-        self.state.interim = True
-        try:
-            self.save()
-        finally:
-            self.state.interim = False
+        self.save(interim=True)
         self.clock.reset()
         log.say(f"step {self.state.step}: interim checkpoint written")
 
@@ -310,8 +308,8 @@ class Trainer:
             self.run_dir, self.dist.main, cfg.max_steps, keep, state.step, state.epoch
         )
         # a resumed interim checkpoint was not validated: its step's validation may be due
-        self._saved_step = state.step if resumed and not state.interim else None
-        state.interim = False
+        interim = resumed and is_interim(latest_checkpoint(self.run_dir))
+        self._saved_step = state.step if resumed and not interim else None
         self.clock = SaveClock(cfg.save_every_minutes, cfg.log_every, self.dist.broadcast)
         log.say("\n".join(console.startup_summary(self)) if self.dist.main else "")
         # where this stretch of the run trains (a run resumed on another machine says so); a
