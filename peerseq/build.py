@@ -195,5 +195,10 @@ def schedule(link_cfg: LinkConfig):
     """A link's weight schedule, through the one table in peerseq.engine.schedules."""
     params = {"cyclical": {"R": link_cfg.R, "C": link_cfg.C}, "warmup": {"steps": link_cfg.warmup}}
     return make_schedule(
-        {"type": link_cfg.schedule, "value": link_cfg.weight, **params.get(link_cfg.schedule, {})}
+        {
+            "type": link_cfg.schedule,
+            "value": link_cfg.weight,
+            "start": link_cfg.start,
+            **params.get(link_cfg.schedule, {}),
+        }
     )

@@ -71,6 +71,9 @@ class LinkConfig:
     warmup: int = bounded(1000, ge=0)  # schedule warmup
     R: float = bounded(0.5, gt=0, le=1)  # schedule cyclical (paper 000 Eq. 11-12)
     C: int = bounded(5000, ge=1)
+    # steps with the link off (weight 0) before its schedule starts from its own step 1, e.g.
+    # until the ST peer is within reach of the MT peer it would otherwise pull down
+    start: int = bounded(0, ge=0)
     temperature: float = bounded(1.0, gt=0)
     grad: str = "both"
     name: str = ""

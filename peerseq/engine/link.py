@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from peerseq.data.batching import Batch, pad_tokens
-from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup
+from peerseq.engine.schedules import Constant, Schedule
 from peerseq.errors import PeerseqError
 from peerseq.losses import ctc_loss, kl_divergence, seqkd_ctc, squared_l2_posteriors
 from peerseq.models.output import SeqOutput
@@ -31,7 +31,7 @@ class Link:
     a: str
     b: str
     kind: str = "kl_symmetric"
-    weight: Constant | LinearWarmup | Cyclical = field(default_factory=Constant)
+    weight: Schedule = field(default_factory=Constant)
     temperature: float = 1.0
     grad: str = "both"
     name: str = ""  # how its weight is logged (e.g. "beta"); default "w:<first term>"

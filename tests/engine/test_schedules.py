@@ -1,6 +1,6 @@
 import pytest
 
-from peerseq.engine.schedules import Constant, Cyclical, LinearWarmup, make_schedule
+from peerseq.engine.schedules import Constant, Cyclical, Delayed, LinearWarmup, make_schedule
 from peerseq.errors import PeerseqError
 
 
@@ -36,3 +36,22 @@ def test_make_schedule():
         make_schedule({"type": "cosine"})
     with pytest.raises(PeerseqError, match="cyclical"):
         make_schedule({"type": "cyclical", "X": 1})
+
+
+def test_a_delayed_schedule_is_off_then_runs_from_its_own_step_1():
+    beta = make_schedule({"type": "cyclical", "R": 0.5, "C": 4, "start": 3})
+    assert beta == Delayed(Cyclical(0.5, 4), 3)
+    # off for steps 1-3, then Cyclical(0.5, 4) from its step 1: 0, 0.5, 1, 1, 0 (next cycle)
+    assert [beta(t) for t in range(1, 9)] == [0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 0.0]
+    assert make_schedule({"type": "constant", "value": 2.0, "start": 0}) == Constant(2.0)
+    with pytest.raises(PeerseqError, match="start"):
+        make_schedule({"type": "warmup", "steps": 2, "start": -1})
+
+
+def test_a_link_config_start_reaches_the_link_weight():
+    from peerseq.build import schedule
+    from peerseq.experiment import LinkConfig
+
+    cfg = LinkConfig(a="mt", b="st", schedule="warmup", warmup=2, weight=1.0, start=10)
+    w = schedule(cfg)
+    assert [w(t) for t in (1, 10, 11, 12, 100)] == [0.0, 0.0, 0.5, 1.0, 1.0]
