@@ -314,14 +314,15 @@ class Trainer:
         log.say("\n".join(console.startup_summary(self)) if self.dist.main else "")
         # where this stretch of the run trains (a run resumed on another machine says so); a
         # finished run that is only reused trains nothing and records nothing
-        if not state.done and state.epoch < cfg.max_epochs:
+        finished = state.done or self._budget_spent()
+        if not finished:
             log.record("start", state.step, console.environment(self), state.epoch)
         if resumed:
             log.say(
-                f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * state.done)
+                f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * finished)
             )
         collate = self.data.collator(training=True)
-        while not state.done and state.epoch < cfg.max_epochs:
+        while not state.done and not self._budget_spent():
             sampler = self.data.sampler(exp.data.train_split, True)
             sampler.set_epoch(state.epoch)
             # Resuming mid-epoch: the sampler is deterministic for (seed, epoch), so skipping
@@ -346,7 +347,7 @@ class Trainer:
                     rates = console.learning_rates(self.optimisers)
                     log.record("train", state.step, terms | rates, state.epoch)
                     log.progress(state.step, state.epoch, _shown(terms), 0)
-                stop = state.done or bool(cfg.max_steps and state.step >= cfg.max_steps)
+                stop = state.done or self._budget_spent()
                 if stop or (cfg.valid_every and state.step % cfg.valid_every == 0):
                     self._validate_and_save(log)
                 elif self.clock.due(state.step):
@@ -371,6 +372,11 @@ class Trainer:
             if self.owns_group:
                 self._leave_group(barrier=True)
         return state
+
+    def _budget_spent(self) -> bool:
+        """A budget reached (a resume at its last update trains no more; a larger one goes on)."""
+        cfg, state = self.exp.train, self.state
+        return state.epoch >= cfg.max_epochs or bool(cfg.max_steps and state.step >= cfg.max_steps)
 
     def _workers(self) -> int:
         """data.workers, or by default: a loading worker beside a GPU, none beside a CPU step."""

@@ -159,3 +159,22 @@ def test_epoch_decay_schedule(tmp_path, m30k_64):
     trainer = Trainer(exp)
     trainer.fit()
     assert trainer.optimisers["mt"].param_groups[0]["lr"] == pytest.approx(0.1 * 0.95**2)
+
+
+def test_a_run_stopped_by_max_steps_is_finished_when_run_again(tmp_path, m30k_64):
+    # The checkpoint of the last update is written before the loop ends; run again (as
+    # `peerseq reproduce` does at every restart) it once trained a step past the budget.
+    cfg = write_config(tmp_path, m30k_64, tmp_path / "run")
+    exp = load_config(Experiment, cfg, ["train.max_steps=3", "train.valid_every=2"])
+    assert train(exp).step == 3
+    run = tmp_path / "run"
+    records = (run / "metrics.jsonl").read_text()
+    last, weights = latest_checkpoint(run), final_weights(run)
+    again = load_config(Experiment, cfg, ["train.max_steps=3", "train.valid_every=2"])
+    assert train(again, resume=True).step == 3
+    assert (run / "metrics.jsonl").read_text() == records  # no start, no step 4, no validation
+    assert latest_checkpoint(run) == last
+    assert all(torch.equal(weights[k], v) for k, v in final_weights(run).items())
+    # a larger budget goes on from there
+    longer = load_config(Experiment, cfg, ["train.max_steps=4", "train.valid_every=2"])
+    assert train(longer, resume=True).step == 4
