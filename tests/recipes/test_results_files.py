@@ -57,7 +57,7 @@ def mismatches(rec: Recipe, md: str, data: dict) -> list[str]:
                 key = next(k for k in sec["systems"] if name == (rec.systems[k] | {"key": k})[mode])
                 label = rec.systems[key]["label"]
                 rows = [x for x in lines if x.startswith(f"| {label} |")]
-                # a system not scored (not run yet) shows "—" in its score cell, right after its label
+                # a system not scored (not run yet) shows "—" in the score cell after its label
                 want = _expected(sec, record) or [f"| {label} | — |"]
                 checked += len(want)
                 if not any(all(w in row for w in want) for row in rows):
