@@ -259,6 +259,48 @@ def test_the_holder_of_a_lock_is_gone_with_its_process(tmp_path):
     RunLock(tmp_path).acquire().release()
 
 
+def _try_lock_elsewhere(path) -> subprocess.CompletedProcess:
+    code = f"from peerseq.rundir.lock import RunLock; RunLock({str(path)!r}).acquire()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_lock_held_by_this_process_is_borrowed_not_refused(tmp_path):
+    """reproduce holds a run's lock around the Trainer, which takes it again: the inner acquire
+    borrows it, and its release leaves the run locked until the outer one lets go."""
+    from peerseq.rundir.lock import RunLock
+
+    (tmp_path / "link").symlink_to(tmp_path)
+    outer = RunLock(tmp_path).acquire()
+    inner = RunLock(tmp_path / "link").acquire()  # the same directory, spelt differently
+    assert inner.borrowed and inner.fd is None
+    inner.release()
+    assert "another run is writing this directory" in _try_lock_elsewhere(tmp_path).stderr
+    outer.release()
+    assert _try_lock_elsewhere(tmp_path).returncode == 0
+
+
+def test_waiting_for_a_lock_names_the_holder_then_gets_it(tmp_path, capsys):
+    """Two reproduce commands checking one shared run: the second waits for the first."""
+    run, marker = tmp_path / "run", tmp_path / "released"
+    code = (
+        "import time; from peerseq.rundir.lock import RunLock; "
+        f"lock = RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(2); "
+        f"open({str(marker)!r}, 'w').close(); lock.release(); time.sleep(30)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        from peerseq.rundir.lock import RunLock
+
+        lock = RunLock(run, wait=True).acquire()
+        assert marker.exists()  # it got the lock only once the holder had let go
+        assert f"waiting for pid {proc.pid} on " in capsys.readouterr().err
+        lock.release()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
     """A DataLoader worker is a fork of the training process: it must not hold the run's lock
     once the run has let go of it (killed, or ended), or a resume would be refused."""

@@ -25,6 +25,7 @@ from string import Template
 from peerseq.errors import PeerseqError
 from peerseq.report.recipe import Recipe
 from peerseq.rundir.layout import RunDir
+from peerseq.rundir.lock import RunLock
 
 TrainFn = Callable[[Path, list[str]], object]
 
@@ -356,9 +357,13 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
                 shutil.rmtree(run)
         print(f"== {run.name} (seed {seed}): {run}")
         start = time.perf_counter()
-        action, test = _train(train, config, overrides, run), None
-        if req.test:
-            test = _after_training(spec.get("after_training", "evaluate"), run, spec)
+        # A shared run (pre-training, a teacher) may be checked by two reproduce commands at
+        # once, and checking a finished run builds a Trainer that holds its lock: wait for the
+        # other command rather than fail. The Trainer borrows this process's lock.
+        with RunLock(run, wait=True):
+            action, test = _train(train, config, overrides, run), None
+            if req.test:
+                test = _after_training(spec.get("after_training", "evaluate"), run, spec)
         seconds = round(time.perf_counter() - start, 1)
         done.append({"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds})
     p.runs_root.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,12 @@ jobs started into one `out_dir`, not against a hostile process.
 A forked child (a DataLoader worker) would share the parent's flock through the inherited
 descriptor and keep a killed run's directory locked until it noticed; children therefore close
 the descriptors of the locks their parent holds, at once after the fork.
+
+Within one process the lock is re-entrant: `reproduce` holds a run's lock (waiting for it, when a
+second `reproduce` is checking the same shared run) around the Trainer, which takes it again. A
+second flock on a new descriptor would conflict with the first (flock locks belong to open file
+descriptions, not processes), so the inner acquire borrows the outer one and its release is a
+no-op.
 """
 
 from __future__ import annotations
@@ -46,14 +52,20 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class RunLock:
-    """`with RunLock(run_dir):` or `acquire()` / `release()`; raises PeerseqError naming the
-    holder when another process holds the lock."""
+    """`with RunLock(run_dir):` or `acquire()` / `release()`. When another process holds the
+    lock: raises PeerseqError naming the holder, or with wait=True says whom it waits for (on
+    stderr) and blocks until the holder lets go."""
 
-    def __init__(self, run_dir: str | os.PathLike):
-        self.path = Path(run_dir) / LOCK_NAME
+    def __init__(self, run_dir: str | os.PathLike, wait: bool = False):
+        self.path = Path(run_dir).resolve() / LOCK_NAME  # one lock however the path is spelt
+        self.wait = wait
         self.fd: int | None = None
+        self.borrowed = False  # this process held the lock already: release leaves it held
 
     def acquire(self) -> RunLock:
+        if any(lock.path == self.path and lock.fd is not None for lock in list(_held)):
+            self.borrowed = True
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
@@ -61,11 +73,14 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = _read(fd)
-                os.close(fd)
-                raise PeerseqError(
-                    f"{self.path.parent}: another run is writing this directory ({holder}); "
-                    "wait for it to end, or train into another out_dir"
-                ) from None
+                if not self.wait:
+                    os.close(fd)
+                    raise PeerseqError(
+                        f"{self.path.parent}: another run is writing this directory ({holder}); "
+                        "wait for it to end, or train into another out_dir"
+                    ) from None
+                print(f"{self.path.parent}: waiting for {holder}", file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
         me = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -79,6 +94,7 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        self.borrowed = False
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
