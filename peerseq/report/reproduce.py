@@ -215,9 +215,10 @@ def keep_logs(run: Path, dst: Path) -> None:
     """Copy what a results page is written from, and nothing large, to dst (a recipe's logs,
     committed): config.yaml, metrics.jsonl, the decoded test sets (eval/*.test.jsonl), what the
     page computed from the weights (analyses/*.json), and the same of the run's export with its
-    export.json (paper 002 reports the exported model)."""
+    export.json (paper 002 reports the exported model). A cascade's directory (no run) holds
+    its decoded test set at its top: that is kept too."""
     src, export = RunDir(run), RunDir(RunDir(run).export)
-    files = [src.config, src.metrics, export.export_record]
+    files = [src.config, src.metrics, export.export_record, *sorted(run.glob("*.test.jsonl"))]
     for d in (src, export):
         files += sorted(d.eval.glob("*.test.jsonl")) + sorted(d.analyses.glob("*.json"))
     for f in files:
@@ -377,8 +378,9 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
         if p.logs_root:  # a page on the runs first: what it computes from weights is kept too
             report(rec, p.runs_root, req.scale, p.runs_root / "results-runs", page)
             for seed in sorted({*req.seeds, p.shared_seed}):
-                for run in sorted(r for r in p.root(seed).glob("*") if RunDir(r).is_run()):
-                    keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
+                for run in sorted(p.root(seed).glob("*")):
+                    if RunDir(run).is_run() or any(run.glob("*.test.jsonl")):  # or a cascade
+                        keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
         report(rec, p.logs_root or p.runs_root, req.scale, results, page)
         print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")
         if req.readme:

@@ -53,3 +53,14 @@ def test_keep_logs_keeps_the_export_and_what_was_computed_from_weights(tmp_path)
         "export/export.json",
         "metrics.jsonl",
     ]
+
+
+def test_keep_logs_keeps_a_cascades_decoded_test_set(tmp_path):
+    """A cascade (ASR 1-best into MT) is no run: its directory holds only what it decoded."""
+    cascade = tmp_path / "runs" / "s1" / "cascade"
+    cascade.mkdir(parents=True)
+    for name in ("cascade.test.jsonl", "cascade.test.hyp"):
+        (cascade / name).write_text(name)
+    dst = tmp_path / "logs" / "s1" / "cascade"
+    keep_logs(cascade, dst)
+    assert sorted(p.name for p in dst.iterdir()) == ["cascade.test.jsonl"]
