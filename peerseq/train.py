@@ -316,7 +316,7 @@ class Trainer:
         # finished run that is only reused trains nothing and records nothing
         finished = state.done or self._budget_spent()
         if not finished:
-            log.record("start", state.step, console.environment(self), state.epoch)
+            log.record("start", state.step, console.start_record(self), state.epoch)
         if resumed:
             log.say(
                 f"resuming at step {state.step}, epoch {state.epoch}" + (" (finished)" * finished)

@@ -8,6 +8,7 @@ import torch
 
 from peerseq.distributed import machine, precision
 from peerseq.metrics.cost import count_parameters
+from peerseq.rundir.provenance import initial_weights
 
 
 def environment(trainer) -> dict[str, str | int]:
@@ -22,6 +23,13 @@ def environment(trainer) -> dict[str, str | int]:
         "processes": trainer.dist.world_size,
         "torch": torch.__version__,
     }
+
+
+def start_record(trainer) -> dict:
+    """The `start` record's values: environment(), and under "init" the weights each peer
+    started from (rundir/provenance.py), where a peer starts from another run."""
+    init = initial_weights(trainer.exp.peers)
+    return environment(trainer) | ({"init": init} if init else {})
 
 
 def startup_summary(trainer) -> list[str]:

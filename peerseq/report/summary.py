@@ -65,6 +65,39 @@ def where_trained(seed_dirs: list[Path]) -> str:
     return "Trained on: " + "; ".join(parts) + "."
 
 
+def started_from(seed_dirs: list[Path]) -> str:
+    """One line under a logs table: the weights the runs started from (each start record's
+    `init`, rundir/provenance.py), by the name they were given (its last folder and peer) and
+    the first 12 hex digits of their SHA-256, with how many runs started from them. Where one
+    name stands for two sets of weights (its run was trained again) the line says so first and
+    names the runs of each: they do not share their start. Empty when no run logged an init."""
+    by_name: dict[str, dict[str, list[str]]] = {}
+    for d in seed_dirs:
+        for run in sorted(p for p in Path(d).iterdir() if RunDir(p).metrics.is_file()):
+            starts = [r for r in read_metrics(RunDir(run).metrics) if r["split"] == "start"]
+            for v in (starts[0].get("init", {}) if starts else {}).values():
+                folder, _, peer = v["from"].rpartition(":")
+                name = f"{Path(folder).parent.name}/{Path(folder).name}:{peer}"
+                runs = by_name.setdefault(name, {}).setdefault(v["sha256"][:12], [])
+                runs.append(f"{Path(d).name}/{run.name}")
+    if not by_name:
+        return ""
+    split = {n: h for n, h in by_name.items() if len(h) > 1}
+    warn = [
+        f"**{n} names {len(h)} different sets of weights** ("
+        + "; ".join(f"{sha}: {', '.join(dict.fromkeys(r))}" for sha, r in h.items())
+        + ")"
+        for n, h in split.items()
+    ]
+    same = [
+        f"{n} {sha} ({len(set(r))} run{'s' * (len(set(r)) > 1)})"
+        for n, h in by_name.items()
+        if n not in split
+        for sha, r in h.items()
+    ]
+    return "Started from (SHA-256): " + "; ".join(warn + same) + "."
+
+
 def peer_curves(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
     rows = []
     for run, train, dev, minutes in logged_runs(seed_dir):
@@ -150,10 +183,10 @@ def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
     style = sec.get("style", "peer_curves")
     if style == "best_and_last":
         table = markdown_table(HEADS[style], best_and_last(seeds))
-        where = where_trained(list(seeds.values()))
-        return [sec["title"].format(**fmt) + "\n", table + sec.get("after", "")] + (
-            [where + "\n"] if where else []
-        )
+        lines = [where_trained(list(seeds.values())), started_from(list(seeds.values()))]
+        return [sec["title"].format(**fmt) + "\n", table + sec.get("after", "")] + [
+            line + "\n" for line in lines if line
+        ]
     md = []
     for seed, d in sorted(seeds.items()):
         if style == "peer_curves":
@@ -164,4 +197,5 @@ def log_tables(sec: dict, seeds: dict[int, Path], fmt: dict) -> list[str]:
         md += [sec["title"].format(seed=seed, **fmt) + "\n", markdown_table(head, rows), ""]
         where = where_trained([d])
         md += [where, ""] if where else []
-    return md
+    start = started_from(list(seeds.values()))  # across seeds: shared runs serve them all
+    return md + ([start, ""] if start else [])
