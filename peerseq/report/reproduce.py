@@ -23,6 +23,7 @@ from pathlib import Path
 from string import Template
 
 from peerseq.errors import PeerseqError
+from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.report.recipe import Recipe
 from peerseq.rundir.layout import RunDir
 from peerseq.rundir.lock import RunLock
@@ -211,23 +212,6 @@ def _after_training(kind: str, run: Path, spec: dict) -> str | None:
     return None
 
 
-def keep_logs(run: Path, dst: Path) -> None:
-    """Copy what a results page is written from, and nothing large, to dst (a recipe's logs,
-    committed): config.yaml, metrics.jsonl, the decoded test sets (eval/*.test.jsonl), what the
-    page computed from the weights (analyses/*.json), and the same of the run's export with its
-    export.json (paper 002 reports the exported model). A cascade's directory (no run) holds
-    its decoded test set at its top: that is kept too."""
-    src, export = RunDir(run), RunDir(RunDir(run).export)
-    files = [src.config, src.metrics, export.export_record, *sorted(run.glob("*.test.jsonl"))]
-    for d in (src, export):
-        files += sorted(d.eval.glob("*.test.jsonl")) + sorted(d.analyses.glob("*.json"))
-    for f in files:
-        if f.is_file():
-            target = dst / f.relative_to(run)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, target)
-
-
 def _cascade(root: Path, r: dict) -> str | None:
     """ASR 1-best of one run into another run's MT, when either is newer than the last one."""
     from peerseq.decoding.outputs import write_outputs
@@ -379,7 +363,7 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
             report(rec, p.runs_root, req.scale, p.runs_root / "results-runs", page)
             for seed in sorted({*req.seeds, p.shared_seed}):
                 for run in sorted(p.root(seed).glob("*")):
-                    if RunDir(run).is_run() or any(run.glob("*.test.jsonl")):  # or a cascade
+                    if decoded_on_test(run):
                         keep_logs(run, p.logs_root / run.relative_to(p.runs_root))
         report(rec, p.logs_root or p.runs_root, req.scale, results, page)
         print(f"wrote {results.with_suffix('.md')} and {results.with_suffix('.json')}")

@@ -1,9 +1,9 @@
-"""peerseq.report.reproduce.keep_logs: what a recipe commits of a run is what its results page
+"""peerseq.report.committed_logs.keep_logs: what a recipe commits of a run is what its results page
 is written from (config, metrics, decoded test sets), never weights or checkpoints."""
 
 from __future__ import annotations
 
-from peerseq.report.reproduce import keep_logs
+from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.rundir.layout import RunDir
 
 
@@ -64,3 +64,24 @@ def test_keep_logs_keeps_a_cascades_decoded_test_set(tmp_path):
     dst = tmp_path / "logs" / "s1" / "cascade"
     keep_logs(cascade, dst)
     assert sorted(p.name for p in dst.iterdir()) == ["cascade.test.jsonl"]
+
+
+def test_only_runs_decoded_on_test_are_kept(tmp_path):
+    """A run still training (another lane's, or one a session's end stopped) has a partial curve
+    and no test set: `reproduce` must not commit it beside the finished ones."""
+    finished, training = RunDir(tmp_path / "ml"), RunDir(tmp_path / "e2e")
+    exported, cascade = RunDir(tmp_path / "em"), tmp_path / "cascade"
+    for f in (
+        finished.metrics,
+        finished.outputs("st", "test"),
+        training.metrics,
+        training.outputs("st", "dev"),
+        exported.metrics,
+        RunDir(exported.export).outputs("seq", "test"),
+        cascade / "cascade.test.jsonl",
+    ):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f.name)
+    assert [decoded_on_test(r) for r in (finished.root, exported.root, cascade)] == [True] * 3
+    assert not decoded_on_test(training.root)
+    assert not decoded_on_test(tmp_path / "absent")
