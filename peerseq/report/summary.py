@@ -51,6 +51,12 @@ def logged_runs(seed_dir: str | Path) -> list[tuple[Path, list[dict], list[dict]
     return out
 
 
+def updates(train: list[dict], dev: list[dict]) -> int:
+    """The run's last update: training records come every `log_every` updates, so a budget that
+    is not a multiple of it (1,085 at 25) ends after the last of them, at its final validation."""
+    return max(r["step"] for r in train + dev)
+
+
 def where_trained(seed_dirs: list[Path]) -> str:
     """One line under a logs table: each machine and precision, with the runs trained on it
     (a run resumed elsewhere is under both); empty when no run logged where it trained."""
@@ -110,7 +116,7 @@ def peer_curves(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
             curves.append(f"{name}: " + " → ".join(f"{r[key]:.1f}" for r in dev if key in r))
         curves = "; ".join(curves)
         rows.append(
-            [run.name, str(train[-1]["step"]), str(train[-1]["epoch"] + 1), f"{minutes:.1f}"]
+            [run.name, str(updates(train, dev)), str(train[-1]["epoch"] + 1), f"{minutes:.1f}"]
             + [curves or "—"]
         )
     return rows
@@ -127,7 +133,7 @@ def seq_curve(seed_dir: Path, metrics: list[str]) -> list[list[str]]:
         rows.append(
             [
                 run.name,
-                str(train[-1]["step"]),
+                str(updates(train, dev)),
                 str(train[-1]["epoch"] + 1),
                 f"{minutes:.1f}",
                 f"{metric}: {curve}" if metric else "—",

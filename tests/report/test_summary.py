@@ -11,6 +11,7 @@ from pathlib import Path
 from peerseq.report.summary import (
     environments,
     logged_runs,
+    seq_curve,
     started_from,
     training_minutes,
     where_trained,
@@ -79,3 +80,12 @@ def test_the_runs_say_which_weights_they_started_from(tmp_path):
     assert started_from([tmp_path / "s4"]) == (
         "Started from (SHA-256): s1/asr:asr a1b2a1b2a1b2 (1 run)."
     )
+
+
+def test_a_budget_that_is_no_multiple_of_log_every_counts_its_last_updates(tmp_path):
+    """1,085 updates logged every 25: the last training record is update 1,075, the final
+    validation update 1,085, and the table says 1,085."""
+    train = stretch(0.0, range(25, 1076, 25), XEON)
+    dev = {"split": "dev", "step": 1085, "epoch": 4, "time": 1e5, "seq/bleu": 31.4}
+    write_run(tmp_path / "s1", "em_sweep", train + [dev])
+    assert seq_curve(tmp_path / "s1", ["bleu"])[0][:2] == ["em_sweep", "1085"]
