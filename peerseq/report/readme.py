@@ -7,6 +7,7 @@ tests/recipes/test_readme_verdicts.py checks every block against its page."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -24,14 +25,16 @@ VERDICTS = re.compile(r"^(#{2,3}) Verdicts\b.*$", re.M)
 
 def verdict_rows(page: str) -> list[str]:
     """The table lines (`| ... |`) of a results page's verdict sections, one table: the first
-    section's header and rows, then the rows of the others ([] without any)."""
+    section's header and rows, then the rows of the others ([] without any). A section's table
+    is its first one: a table after it, under no heading of its own (paper 002's systems table
+    follows the verdicts' note), is not a verdict."""
     rows: list[str] = []
     for m in VERDICTS.finditer(page):
         section = page[m.end() :]
         end = re.search(rf"^#{{1,{len(m.group(1))}}} ", section, re.M)  # the next heading as high
-        table = [
-            ln for ln in section[: end.start() if end else None].splitlines() if ln.startswith("|")
-        ]
+        lines = section[: end.start() if end else None].splitlines()
+        first = next((i for i, ln in enumerate(lines) if ln.startswith("|")), len(lines))
+        table = list(itertools.takewhile(lambda ln: ln.startswith("|"), lines[first:]))
         rows += table[2:] if rows else table
     return rows
 

@@ -42,6 +42,16 @@ def test_verdict_rows_joins_the_verdict_sections_of_several_groups():
     ]  # fmt: skip
 
 
+def test_verdict_rows_stop_at_the_end_of_the_verdict_table():
+    """Paper 002's page: under "### Verdicts (ASR)" the verdicts, their note, then the systems
+    table with no heading of its own; only the verdicts are copied."""
+    page = (
+        "## ASR\n\n### Verdicts (ASR)\n\n| claim | verdict |\n|---|---|\n| a | reproduced |\n\n"
+        "Gain: ...\n\n| system | test WER |\n|---|---|\n| plain | 12.7 |\n\n### Table 4\n"
+    )
+    assert verdict_rows(page) == ["| claim | verdict |", "|---|---|", "| a | reproduced |"]
+
+
 def test_sync_rewrites_only_the_block_naming_the_page(tmp_path):
     readme, page = _files(tmp_path)
     assert sync_verdicts(readme, page) == 1
