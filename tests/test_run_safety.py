@@ -95,8 +95,8 @@ def test_one_writer_per_run_directory(tmp_path, corpus, capsys):
         assert running()  # the holder was not disturbed
     finally:
         holder.kill()  # SIGKILL
-    # a complete checkpoint outlives the SIGKILL (compared as steps: the `latest` pointer
-    # may or may not have been written when `before` was listed)
+    # a complete checkpoint outlives the SIGKILL (not a listing compared with `before`: the
+    # `latest` pointer may or may not have been written when it was taken)
     assert list_checkpoints(tmp_path / "run")
     # killed: the kernel released its lock; the run resumes
     assert main(["train", str(cfg), "train.max_epochs=1", "--resume"]) == 0
