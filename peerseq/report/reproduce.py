@@ -26,7 +26,7 @@ from peerseq.errors import PeerseqError
 from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.report.recipe import Recipe
 from peerseq.rundir.layout import RunDir
-from peerseq.rundir.lock import RunLock
+from peerseq.rundir.lock import RunLock, held_elsewhere
 
 TrainFn = Callable[[Path, list[str]], object]
 
@@ -281,6 +281,13 @@ class Plan:
         shared = [(self.shared_seed, n) for n in self.todo if self.run(n).get("shared")]
         return shared + [(s, n) for s in seeds for n in self.todo if not self.run(n).get("shared")]
 
+    def prerequisites(self) -> set[str]:
+        """Runs other runs of the plan build on: the shared ones and every run's `after`."""
+        runs = [self.run(n) for n in self.todo]
+        return {n for n in self.todo if self.run(n).get("shared")} | {
+            a for r in runs for a in r.get("after", []) + r.get("teachers", [])
+        }
+
     def run(self, name: str) -> dict:
         return self.rec.data["runs"].get(name) or self.values["_sweep"][name]
 
@@ -324,8 +331,10 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
     spec = rec.data["reproduce"]
     if req.readme and not req.readme.is_file():  # say so before hours of training, not after
         raise PeerseqError(f"--readme {req.readme}: no such file")
-    done = []
-    for seed, name in p.order(req.seeds):
+    done, order, later = [], p.order(req.seeds), set()
+    needed = p.prerequisites()
+    while order:
+        seed, name = order.pop(0)
         r = p.run(name)
         if r.get("kind") == "cascade":
             if req.test:
@@ -333,6 +342,13 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
                 done.append({"seed": seed, "run": name, "action": action})
             continue
         run, config, overrides = p.args(name, seed)
+        # a run another command (a second lane) is training: the others first, then this one
+        # (waiting for it, usually to find it finished); never a run others here build on
+        if name not in needed and (seed, name) not in later and held_elsewhere(run):
+            print(f"== {run.name} (seed {seed}): another command is training it; back to it last")
+            later.add((seed, name))
+            order.append((seed, name))
+            continue
         for t in r.get("teachers", []):
             teacher = p.root_of(t, seed) / rec.data["runs"][t].get("dir", t)
             w = RunDir(teacher).last_weights_written()

@@ -113,6 +113,23 @@ class RunLock:
         self.release()
 
 
+def held_elsewhere(run_dir: str | os.PathLike) -> bool:
+    """Whether another process holds RUN_DIR's lock right now: a hint for choosing what to do
+    first (it may be taken a moment later), never a substitute for acquire()."""
+    path = Path(run_dir).resolve() / LOCK_NAME
+    mine = any(x.path == path and x.fd is not None for x in list(_held))
+    if fcntl is None or mine or not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the flock if this probe got it
+    return False
+
+
 def _read(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode())
