@@ -23,6 +23,7 @@ from pathlib import Path
 from string import Template
 
 from peerseq.errors import PeerseqError
+from peerseq.report.after_training import after_training, cascade, newer
 from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.report.recipe import Recipe
 from peerseq.rundir.layout import RunDir
@@ -109,11 +110,6 @@ def _sets(items: list, values: dict) -> list[str]:
     return out
 
 
-def _newer(src: Path | None, dst: Path) -> bool:
-    """dst missing, or older than src."""
-    return not dst.exists() or (src is not None and src.stat().st_mtime > dst.stat().st_mtime)
-
-
 def settings_of(rec: Recipe, req: Request) -> dict:
     """The recipe's options with the request's settings, checked -> template values."""
     spec = rec.data["reproduce"]
@@ -182,50 +178,6 @@ def _train(train: TrainFn, config: Path, overrides: list[str], run: Path) -> str
     train(config, overrides)
     after = RunDir(run).last_weights_written()
     return "reused" if after and after.stat().st_mtime_ns == stamp else "trained"
-
-
-def _evaluate(run: Path) -> None:
-    """Test scores of a run (or of an export, on the corpus of the run it came from)."""
-    from peerseq.report.tables import print_scores
-    from peerseq.runs import evaluate_run, load_run, source_corpus
-
-    scores = evaluate_run(load_run(run, data=source_corpus(run)), "test")
-    print_scores(scores, title=f"{run} (test, best weights)")
-
-
-def _after_training(kind: str, run: Path, spec: dict) -> str | None:
-    """Test decoding of the run (`evaluate`) or of its export (`export`), when stale."""
-    weights = RunDir(run).last_weights_written()
-    if kind == "evaluate" and _newer(weights, RunDir(run).scores("test")):
-        _evaluate(run)
-        return "evaluated"
-    export = RunDir(run).export
-    if kind == "export" and (
-        _newer(weights, RunDir(export).export_record) or not RunDir(export).scores("test").is_file()
-    ):
-        from peerseq.export import export_peer
-
-        shutil.rmtree(export, ignore_errors=True)
-        export_peer(run, spec.get("export_peer", "seq"), export)
-        _evaluate(export)
-        return "exported"
-    return None
-
-
-def _cascade(root: Path, r: dict) -> str | None:
-    """ASR 1-best of one run into another run's MT, when either is newer than the last one."""
-    from peerseq.decoding.outputs import write_outputs
-    from peerseq.runs import cascade_split, load_run
-
-    (asr, asr_peer), (mt, mt_peer) = (x.split(":") for x in (r["asr"], r["mt"]))
-    out = root / r.get("dir", "cascade") / "cascade.test.jsonl"
-    if not any(_newer(RunDir(root / d).last_weights_written(), out) for d in (asr, mt)):
-        return None
-    decoded = cascade_split(
-        load_run(root / asr), asr_peer, load_run(root / mt), mt_peer, "test", None
-    )
-    write_outputs(decoded, out.with_suffix(".hyp"))
-    return "decoded"
 
 
 def _prepare(rec: Recipe, req: Request, values: dict) -> list[str]:
@@ -338,7 +290,7 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
         r = p.run(name)
         if r.get("kind") == "cascade":
             if req.test:
-                action = _cascade(p.root(seed), r) or "reused"
+                action = cascade(p.root(seed), r) or "reused"
                 done.append({"seed": seed, "run": name, "action": action})
             continue
         run, config, overrides = p.args(name, seed)
@@ -353,7 +305,7 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
             teacher = p.root_of(t, seed) / rec.data["runs"][t].get("dir", t)
             w = RunDir(teacher).last_weights_written()
             config_file = RunDir(run).config
-            if config_file.is_file() and w and _newer(w, config_file):
+            if config_file.is_file() and w and newer(w, config_file):
                 print(f"== {run}: its teacher {t} was retrained since; training it again")
                 shutil.rmtree(run)
         print(f"== {run.name} (seed {seed}): {run}")
@@ -364,7 +316,7 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
         with RunLock(run, wait=True):
             action, test = _train(train, config, overrides, run), None
             if req.test:
-                test = _after_training(spec.get("after_training", "evaluate"), run, spec)
+                test = after_training(spec.get("after_training", "evaluate"), run, spec)
         seconds = round(time.perf_counter() - start, 1)
         done.append({"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds})
     p.runs_root.mkdir(parents=True, exist_ok=True)
