@@ -87,9 +87,9 @@ def verdict(c: dict, min_seeds: int, alpha: float, problems: list[str]) -> tuple
         return "inconclusive", "; ".join(problems)
     if n < min_seeds:
         return "inconclusive", f"{n} seed(s) of both systems; a verdict needs {min_seeds}"
-    agree = f"{c['seeds_agreeing']} of {n} seeds agree"
+    agree = f"better on {c['seeds_agreeing']} of {n} seeds"  # the method, seed by seed
     if c["delta"] <= 0:
-        return "not reproduced", f"no gain: {c['delta']:+.2f} (p = {c['p']:.3f}; {agree})"
+        return "not reproduced", f"no gain: {c['delta']:+.2f} (p = {c['p']:.3f}); {agree}"
     if c["p"] >= alpha or 2 * c["seeds_agreeing"] <= n:
         return "inconclusive", f"gain {c['delta']:+.2f} but p = {c['p']:.3f}; {agree}"
     return "reproduced", f"gain {c['delta']:+.2f}, p = {c['p']:.3f}; {agree}"
