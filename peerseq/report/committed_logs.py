@@ -4,9 +4,9 @@ that have been decoded on the test split."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+from peerseq.files import atomic_write_bytes
 from peerseq.rundir.layout import RunDir
 
 
@@ -27,9 +27,8 @@ def keep_logs(run: Path, dst: Path) -> None:
     files += sorted(src.analyses.glob("*.json")) + sorted(export.analyses.glob("*.json"))
     for f in files:
         if f.is_file():
-            target = dst / f.relative_to(run)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, target)
+            # atomic: another lane's reproduce may be copying the same run at the same moment
+            atomic_write_bytes(dst / f.relative_to(run), f.read_bytes())
 
 
 def decoded_on_test(run: Path) -> bool:

@@ -7,6 +7,7 @@ sweep           a score against one hyper-parameter per panel (paper 002 Fig. 6)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -96,6 +97,8 @@ def sweep(
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
+    os.replace(tmp, path)  # atomic: two lanes' reports may write the figure at once
     return path

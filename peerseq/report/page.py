@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from peerseq.errors import PeerseqError
+from peerseq.files import atomic_write_text
 from peerseq.report import sections
 from peerseq.report.claims import claims
 from peerseq.report.compare import seeds_of
@@ -96,6 +97,7 @@ def report(
     md += _notes(rec, page, scale, "end", fmt)
     results.parent.mkdir(parents=True, exist_ok=True)
     end = "\n" if page.get("final_newline", True) else ""
-    results.with_suffix(".md").write_text("\n".join(md) + end)
-    results.with_suffix(".json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    # atomic: two reproduce commands (two lanes) may end and write the page at the same moment
+    atomic_write_text(results.with_suffix(".md"), "\n".join(md) + end)
+    atomic_write_text(results.with_suffix(".json"), json.dumps(out, indent=2, default=str) + "\n")
     return out

@@ -27,7 +27,7 @@ from peerseq.report.after_training import after_training, cascade, newer
 from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.report.recipe import Recipe
 from peerseq.rundir.layout import RunDir
-from peerseq.rundir.lock import RunLock, held_elsewhere
+from peerseq.rundir.lock import RunBusy, RunLock
 
 TrainFn = Callable[[Path, list[str]], object]
 
@@ -294,13 +294,6 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
                 done.append({"seed": seed, "run": name, "action": action})
             continue
         run, config, overrides = p.args(name, seed)
-        # a run another command (a second lane) is training: the others first, then this one
-        # (waiting for it, usually to find it finished); never a run others here build on
-        if name not in needed and (seed, name) not in later and held_elsewhere(run):
-            print(f"== {run.name} (seed {seed}): another command is training it; back to it last")
-            later.add((seed, name))
-            order.append((seed, name))
-            continue
         for t in r.get("teachers", []):
             teacher = p.root_of(t, seed) / rec.data["runs"][t].get("dir", t)
             w = RunDir(teacher).last_weights_written()
@@ -308,15 +301,26 @@ def reproduce(rec: Recipe, req: Request, train: TrainFn) -> list[dict]:
             if config_file.is_file() and w and newer(w, config_file):
                 print(f"== {run}: its teacher {t} was retrained since; training it again")
                 shutil.rmtree(run)
+        # A run another command (a second lane) is training: the others first, then this one,
+        # waiting for it (usually to find it finished). A run others here build on (pre-training,
+        # a teacher) is waited for at once. Taken, not looked at, so that two commands started
+        # together cannot both find a run free. The Trainer borrows this process's lock.
+        lock = RunLock(run, wait=name in needed or (seed, name) in later)
+        try:
+            lock.acquire()
+        except RunBusy:
+            print(f"== {run.name} (seed {seed}): another command is training it; back to it last")
+            later.add((seed, name))
+            order.append((seed, name))
+            continue
         print(f"== {run.name} (seed {seed}): {run}")
         start = time.perf_counter()
-        # A shared run (pre-training, a teacher) may be checked by two reproduce commands at
-        # once, and checking a finished run builds a Trainer that holds its lock: wait for the
-        # other command rather than fail. The Trainer borrows this process's lock.
-        with RunLock(run, wait=True):
+        try:
             action, test = _train(train, config, overrides, run), None
             if req.test:
                 test = after_training(spec.get("after_training", "evaluate"), run, spec)
+        finally:
+            lock.release()
         seconds = round(time.perf_counter() - start, 1)
         done.append({"seed": seed, "run": name, "action": action, "test": test, "seconds": seconds})
     p.runs_root.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ A forked child (a DataLoader worker) would share the parent's flock through the 
 descriptor and keep a killed run's directory locked until it noticed; children therefore close
 the descriptors of the locks their parent holds, at once after the fork.
 
-Within one process the lock is re-entrant: `reproduce` holds a run's lock (waiting for it, when a
-second `reproduce` is checking the same shared run) around the Trainer, which takes it again. A
+Within one process the lock is re-entrant: `reproduce` holds a run's lock around the Trainer,
+which takes it again (a run another `reproduce` holds raises RunBusy, and that one puts it last
+or, for a shared run, waits for it). A
 second flock on a new descriptor would conflict with the first (flock locks belong to open file
 descriptions, not processes), so the inner acquire borrows the outer one and its release is a
 no-op.
@@ -36,6 +37,12 @@ except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None
 
 LOCK_NAME = ".lock"
+
+
+class RunBusy(PeerseqError):
+    """Another process holds the run directory's lock (acquire without wait)."""
+
+
 _held: weakref.WeakSet[RunLock] = weakref.WeakSet()
 
 
@@ -75,7 +82,7 @@ class RunLock:
                 holder = _read(fd)
                 if not self.wait:
                     os.close(fd)
-                    raise PeerseqError(
+                    raise RunBusy(
                         f"{self.path.parent}: another run is writing this directory ({holder}); "
                         "wait for it to end, or train into another out_dir"
                     ) from None
@@ -111,23 +118,6 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-def held_elsewhere(run_dir: str | os.PathLike) -> bool:
-    """Whether another process holds RUN_DIR's lock right now: a hint for choosing what to do
-    first (it may be taken a moment later), never a substitute for acquire()."""
-    path = Path(run_dir).resolve() / LOCK_NAME
-    mine = any(x.path == path and x.fd is not None for x in list(_held))
-    if fcntl is None or mine or not path.is_file():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # releases the flock if this probe got it
-    return False
 
 
 def _read(fd: int) -> str:
