@@ -173,7 +173,19 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         extra=args.overrides,
         readme=Path(args.readme) if args.readme else None,
     )
-    done = reproduce(load_recipe(args.recipe), req, train_run)
+    if args.lanes < 1:
+        raise PeerseqError(f"--lanes: expected 1 or more processes, got {args.lanes}")
+    rec = load_recipe(args.recipe)
+    if args.lanes > 1:
+        from peerseq.report.lanes import Lanes, lane_overrides, other_lane_argv
+        from peerseq.report.reproduce import plan
+
+        req.extra = lane_overrides(req.extra)
+        log_dir = plan(rec, req).runs_root  # prepares --data here, before any lane starts
+        with Lanes(args.lanes, other_lane_argv(args.argv, req.extra), log_dir):
+            done = reproduce(rec, req, train_run)
+    else:
+        done = reproduce(rec, req, train_run)
     actions = [d["action"] for d in done] + [d["test"] for d in done if d.get("test")]
     print(", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions))) or "nothing to do")
 
@@ -286,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pq.add_argument("--max-steps", type=int, help="stop every run after N updates (OUT/SCALE-maxN)")
     pq.add_argument("--no-test", action="store_true", help="train only: no decoding, no report")
+    pq.add_argument(
+        "--lanes", type=int, default=1, metavar="N",
+        help="N processes side by side, one thread each unless -- train.num_threads=T; each "
+        "trains what the others are not training (lanes 2..N log to OUT/SCALE/lane-K.log)",
+    )  # fmt: skip
     pq.add_argument("--readme", help=README_HELP)
     pq.add_argument(
         "--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
@@ -317,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, overrides = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.overrides = getattr(args, "overrides", None) or overrides
+    args.argv = argv  # before `--`: what --lanes starts again
     try:
         args.func(args)
     except PeerseqError as e:

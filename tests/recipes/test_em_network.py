@@ -202,6 +202,24 @@ def test_a_rerun_trains_nothing(em_tiny):
     assert (out / "again.md").is_file()
 
 
+def test_two_lanes_of_a_finished_plan_reuse_it_and_both_end(em_tiny, capsys):
+    """--lanes 2 on runs that exist: lane 2 (a process of its own) and lane 1 walk the same
+    plan, train nothing and both end well; the page is written (twice, atomically)."""
+    from peerseq.cli import main
+
+    out, _ = em_tiny
+    before = stamps(out / "tiny")
+    argv = ["reproduce", str(RECIPES / "em_network"), "--scale", "tiny", "--out", str(out),
+            "--results", str(out / "lanes"), "--set", "task=mt", "--set", "sweep=none",
+            "--methods", "em", "--lanes", "2", "--", *EM_TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert stamps(out / "tiny") == before
+    log = (out / "tiny" / "lane-2.log").read_text()
+    assert "== em (seed 1)" in log and "1 reused" in log
+    assert "1 reused" in capsys.readouterr().out
+    assert (out / "lanes.md").is_file()
+
+
 @pytest.mark.parametrize("task", ["asr", "mt"])
 def test_paper_configuration_takes_a_step(task, em_tiny):
     """The paper's sizes (Conformer-CTC 16 x d 176; the IWSLT'14 Transformer), one
