@@ -303,46 +303,6 @@ def test_waiting_for_a_lock_names_the_holder_then_gets_it(tmp_path, capsys):
         proc.wait()
 
 
-def test_two_lanes_of_one_reproduce_split_its_runs(tmp_path, capsys):
-    """The same reproduce command in two terminals: a run the other lane is training is put
-    last (then waited for), so the lanes train different runs side by side."""
-    from peerseq.report.recipe import load_recipe
-    from peerseq.report.reproduce import Request, plan, reproduce
-
-    rec = load_recipe(Path(__file__).parents[1] / "recipes" / "em_network")
-    req = Request(
-        scale="small", out=tmp_path, methods=["mt", "rdrop"], test=False, settings={"task": "mt"}
-    )
-    busy, marker = tmp_path / "small" / "mt" / "de-en" / "s1" / "mt", tmp_path / "released"
-    code = (
-        "import time; from peerseq.rundir.lock import RunLock; "
-        f"lock = RunLock({str(busy)!r}).acquire(); print('held', flush=True); time.sleep(2); "
-        f"open({str(marker)!r}, 'w').close(); lock.release(); time.sleep(30)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    trained = []
-
-    def train(config, overrides):
-        out = next(o.split("=", 1)[1] for o in overrides if o.startswith("out_dir="))
-        trained.append((Path(out).name, marker.exists()))
-
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        done = reproduce(rec, req, train)
-    finally:
-        proc.kill()
-        proc.wait()
-    # rdrop while the other lane held mt; mt only once it had let go
-    assert trained == [("rdrop", False), ("mt", True)]
-    assert [d["run"] for d in done] == ["rdrop", "mt"]
-    assert "== mt (seed 1): another command is training it; back to it last" in (
-        capsys.readouterr().out
-    )
-    # a teacher its students need is waited for, never put last
-    seqkd = Request(scale="small", out=tmp_path, methods=["seqkd"], settings={"task": "mt"})
-    assert plan(rec, seqkd).prerequisites() == {"teacher_mt"}
-
-
 def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
     """A DataLoader worker is a fork of the training process: it must not hold the run's lock
     once the run has let go of it (killed, or ended), or a resume would be refused."""
