@@ -234,11 +234,11 @@ class Plan:
         return shared + [(s, n) for s in seeds for n in self.todo if not self.run(n).get("shared")]
 
     def prerequisites(self) -> set[str]:
-        """Runs other runs of the plan build on: the shared ones and every run's `after`."""
-        runs = [self.run(n) for n in self.todo]
-        return {n for n in self.todo if self.run(n).get("shared")} | {
-            a for r in runs for a in r.get("after", []) + r.get("teachers", [])
-        }
+        """Runs other runs of the plan build on: the shared ones, and every run's `after` and
+        `teachers`."""
+        runs = {n: self.run(n) for n in self.todo}
+        built_on = {a for r in runs.values() for a in r.get("after", []) + r.get("teachers", [])}
+        return built_on | {n for n, r in runs.items() if r.get("shared")}
 
     def run(self, name: str) -> dict:
         return self.rec.data["runs"].get(name) or self.values["_sweep"][name]
