@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # files only: no display on a training machine
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from peerseq.files import temp_beside  # noqa: E402
+
 
 def posteriorgrams(
     panels: list[tuple[str, np.ndarray]], labels: list[str], path: str | Path, title: str = ""
@@ -97,8 +99,14 @@ def sweep(
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)  # atomic: two lanes' reports may write the figure at once
+    fd, tmp = temp_beside(path, path.suffix)  # atomic: two lanes' reports may write it at once
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=path.suffix[1:], dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
