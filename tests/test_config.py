@@ -9,7 +9,6 @@ import yaml
 
 from peerseq.config import load_config, save_config, saved_config_changes
 from peerseq.errors import PeerseqError
-from peerseq.experiment import Experiment
 from peerseq.typed import from_dict, to_dict
 
 # Module level: with postponed annotations, get_type_hints must be able to find these names.
@@ -382,25 +381,3 @@ def test_override_addresses_list_items_by_index(tmp_path):
     # a bad value through an index is blamed on the override, not the file
     with pytest.raises(PeerseqError, match=r"override 'items.1.weight=abc'.*expected float"):
         load_config(HasItems, path, ["items.1.weight=abc"])
-
-
-RECIPE_CONFIGS = sorted(
-    p
-    for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*/*.yaml")
-    # common files are bases, not runs; recipe.yaml is a recipe's declaration (tests/recipes)
-    if "common" not in p.stem and p.name != "recipe.yaml"
-)
-
-
-def test_the_recipe_configs_are_found():
-    """An empty glob would turn the next test into one skipped case ("empty parameter set")."""
-    names = {f"{p.parent.name}/{p.name}" for p in RECIPE_CONFIGS}
-    assert {"smoke/st.yaml", "smoke/em_ctc.yaml", "smoke/mlkd_students.yaml"} <= names
-
-
-@pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_recipe_config_loads_and_links_its_own_peers(path):
-    exp = load_config(Experiment, path)
-    assert exp.peers
-    for link in exp.links:
-        assert link.a in exp.peers and link.b in exp.peers, (link.a, link.b)
