@@ -11,13 +11,12 @@ command again finds the finished directory and reuses it.
 
 prepare never deletes what it did not write: an existing DIR must be empty or an earlier peerseq
 corpus (its corpus.json); one prepared with other settings is replaced only with `force`, and
-only if it holds nothing but what prepare and training write there (OWNED).
+only if it holds nothing but what prepare and training write there (out_dir.OWNED).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from peerseq.data.corpora import (
     yesno,
 )
 from peerseq.data.corpora.user_audio import LANG_CODE, load_user_audio
+from peerseq.data.out_dir import reusable_corpus
 from peerseq.data.shar import SHAR_KINDS, write_shar
 from peerseq.data.synth import held_out_pools
 from peerseq.data.tokenizers import (
@@ -264,52 +264,6 @@ CORPORA: dict[str, Callable] = {
 }
 
 
-# what prepare (and the feature cache of training) writes into a corpus directory: the only
-# entries a --force replacement may delete
-OWNED = re.compile(
-    r"corpus\.json|(cuts|text)_[^/]+\.jsonl\.gz|tokenizers|audio|shar|features_[a-z0-9]+"
-)
-
-
-def _existing(out: Path, key: dict, force: bool) -> dict | None:
-    """The corpus.json of `out` if it was prepared with the same settings (reuse it); None if
-    `out` may be written. Raises DataError for anything prepare did not write."""
-    if not out.exists() and not out.is_symlink():
-        return None
-    if not out.is_dir():
-        raise DataError(f"--out {out}: exists and is not a directory; choose another --out")
-    entries = sorted(p.name for p in out.iterdir())
-    if not entries:
-        return None
-    try:
-        meta = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or "args" not in meta:
-            raise ValueError("no 'args'")
-    except (OSError, ValueError):
-        raise DataError(
-            f"--out {out}: exists, is not empty and is not a peerseq corpus (no valid "
-            "corpus.json); prepare never overwrites it: choose another --out"
-        ) from None
-    if meta["args"] == key:
-        return meta
-    foreign = [e for e in entries if not OWNED.fullmatch(e)]
-    if foreign:
-        raise DataError(
-            f"--out {out}: holds files peerseq did not write ({', '.join(foreign[:5])}); it is "
-            "never replaced, not even with --force: choose another --out"
-        )
-    if not force:
-        differ = sorted(
-            k for k in key.keys() | meta["args"].keys() if key.get(k) != meta["args"].get(k)
-        )
-        raise DataError(
-            f"--out {out}: holds corpus '{meta.get('name')}' prepared with other settings "
-            f"(differs in: {', '.join(differ)}); pass --force to replace it, or choose "
-            "another --out"
-        )
-    return None
-
-
 def _with_asr_vocab(
     out: Path, key: dict, a: PrepareArgs, log: Callable[[str], None]
 ) -> dict | None:
@@ -322,7 +276,7 @@ def _with_asr_vocab(
         meta = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
         args = dict(meta["args"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # no corpus there (or not ours): _existing says what it is
+        return None  # no corpus there (or not ours): reusable_corpus says what it is
 
     def rest(d: dict) -> dict:
         return {k: v for k, v in d.items() if k != "asr_vocab_size"}
@@ -340,12 +294,12 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
     """Prepare one corpus into a.out (atomically); returns the corpus.json contents."""
     out = Path(a.out)
     key = json.loads(json.dumps(a.key(), default=str))
-    meta = _with_asr_vocab(out, key, a, log) or _existing(out, key, a.force)
+    meta = _with_asr_vocab(out, key, a, log) or reusable_corpus(out, key, a.force)
     if meta is not None:
         log(f"{a.name}: already prepared in {out}")
         return meta
     ensure_writable_dir(out.parent, "--out")
-    replacing = (out / "corpus.json").is_file()  # _existing allowed it: --force
+    replacing = (out / "corpus.json").is_file()  # reusable_corpus allowed it: --force
     if replacing:
         log(f"--force: replacing the corpus in {out}")
     if a.name not in CORPORA and manifest_splits(a.name, a.split) is None:
@@ -371,7 +325,7 @@ def prepare(a: PrepareArgs, log: Callable[[str], None] = print) -> dict:
     try:
         meta = _prepare_into(a, out, key, faults, replacing)
     except DirectoryTaken:
-        again = _existing(out, key, False)  # another process prepared the same meanwhile
+        again = reusable_corpus(out, key, False)  # another process prepared the same meanwhile
         if again is None:
             raise
         log(f"{a.name}: prepared meanwhile by another process in {out}")
