@@ -10,7 +10,8 @@ regenerated when its tables changed by design (issue 19: verdicts, Teacher B's t
 paper 002's when it gained verdicts and Figure 6 its spread (issue 20), paper 000's when it
 gained verdicts and runs shared by every seed (issue 21: the fixture's seed-2 ASR and MT are
 now passed over for seed 1's), and all three when the verdict note came to say the bootstrap is
-two-sided and papers 002 and 003 gained each system's score by seed (issue 20).
+two-sided and papers 002 and 003 gained each system's score by seed (issue 20), and paper 000's
+when its verdict heading became "Verdicts, PAIR", the heading `report --readme` copies (issue 21).
 """
 
 from __future__ import annotations
