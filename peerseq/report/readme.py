@@ -19,7 +19,8 @@ BLOCK = re.compile(r"(<!-- verdicts: (\S+) -->\n)(.*?)(<!-- /verdicts -->)", re.
 
 
 # a verdict section: "## Verdicts" on a one-table page, "### Verdicts ..." inside each group of
-# a page with several (paper 002: ASR and MT)
+# a page with several (paper 002: ASR and MT), or "## Verdicts, PAIR" as a group's own section
+# (paper 000); the sections' rows are copied as one table
 VERDICTS = re.compile(r"^(#{2,3}) Verdicts\b.*$", re.M)
 
 
