@@ -4,6 +4,7 @@ that have been decoded on the test split."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from peerseq.files import atomic_write_bytes
@@ -17,18 +18,49 @@ def test_sets(run: Path) -> list[Path]:
     return [f for d in dirs for f in sorted(d.glob("*.test.jsonl"))]
 
 
+# What differs between two trainings of one run that are otherwise bit-identical: when each
+# record was written and how long validation took. The "start" records say where and when each
+# stretch of a run trained (a resumed run has several), so they are left out of the comparison.
+TIMING_FIELDS = frozenset({"time", "valid_seconds", "valid_share"})
+
+
+def same_training(old: bytes, new: bytes) -> bool:
+    """Whether two metrics.jsonl logs record the same training: every record but the "start"
+    ones equal, timings (TIMING_FIELDS) aside. A run retrained bit-identically (a shared ASR or
+    MT model, trained again on a machine that lost its work tree) is the same training."""
+
+    def records(log: bytes) -> list[dict]:
+        out = []
+        for line in log.decode("utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if r.get("split") != "start":
+                    out.append({k: v for k, v in r.items() if k not in TIMING_FIELDS})
+        return out
+
+    try:
+        return records(old) == records(new)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
 def keep_logs(run: Path, dst: Path) -> None:
     """Copy what a results page is written from, and nothing large, to dst (a recipe's logs,
     committed): config.yaml, metrics.jsonl, the decoded test sets (`test_sets`), what the page
     computed from the weights (analyses/*.json, the run's and its export's) and the export's
-    export.json (paper 002 reports the exported model)."""
+    export.json (paper 002 reports the exported model). A committed metrics.jsonl is kept when
+    the run's records the same training (`same_training`): the committed log keeps the times
+    and machine of the run the notes describe, and the diff stays empty."""
     src, export = RunDir(run), RunDir(RunDir(run).export)
     files = [src.config, src.metrics, export.export_record, *test_sets(run)]
     files += sorted(src.analyses.glob("*.json")) + sorted(export.analyses.glob("*.json"))
     for f in files:
         if f.is_file():
+            data, kept = f.read_bytes(), dst / f.relative_to(run)
+            if f == src.metrics and kept.is_file() and same_training(kept.read_bytes(), data):
+                continue
             # atomic: another lane's reproduce may be copying the same run at the same moment
-            atomic_write_bytes(dst / f.relative_to(run), f.read_bytes())
+            atomic_write_bytes(kept, data)
 
 
 def decoded_on_test(run: Path) -> bool:

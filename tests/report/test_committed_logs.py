@@ -3,6 +3,8 @@ is written from (config, metrics, decoded test sets), never weights or checkpoin
 
 from __future__ import annotations
 
+import json
+
 from peerseq.report.committed_logs import decoded_on_test, keep_logs
 from peerseq.rundir.layout import RunDir
 
@@ -85,3 +87,44 @@ def test_only_runs_decoded_on_test_are_kept(tmp_path):
     assert [decoded_on_test(r) for r in (finished.root, exported.root, cascade)] == [True] * 3
     assert not decoded_on_test(training.root)
     assert not decoded_on_test(tmp_path / "absent")
+
+
+def _log(*records: dict) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def test_a_retrained_run_keeps_its_committed_log(tmp_path):
+    """A shared run trained again bit-identically (a new machine lost the work tree) differs
+    only in its times and start records: the committed log, which the notes describe, stays."""
+    start = {"split": "start", "step": 0, "time": 1.0, "machine": "A"}
+    dev = {"split": "dev", "step": 250, "time": 9.0, "mt/bleu": 30.1, "valid_seconds": 4.7}
+    committed = _log(start, {"split": "train", "step": 25, "time": 2.0, "total": 5.2}, dev)
+    run = RunDir(tmp_path / "runs" / "mt")
+    run.root.mkdir(parents=True)
+    run.metrics.write_bytes(
+        _log(
+            {**start, "time": 50.0, "machine": "B"},
+            {"split": "train", "step": 25, "time": 52.0, "total": 5.2},
+            {**dev, "time": 60.0, "valid_seconds": 5.1},
+        )
+    )
+    dst = tmp_path / "logs" / "mt"
+    dst.mkdir(parents=True)
+    (dst / "metrics.jsonl").write_bytes(committed)
+    keep_logs(run.root, dst)
+    assert (dst / "metrics.jsonl").read_bytes() == committed
+
+
+def test_a_run_that_trained_differently_replaces_its_committed_log(tmp_path):
+    """One figure apart (a changed config, another machine's arithmetic): the new log is kept."""
+    run = RunDir(tmp_path / "runs" / "mt")
+    run.root.mkdir(parents=True)
+    new = _log({"split": "dev", "step": 250, "time": 60.0, "mt/bleu": 30.2})
+    run.metrics.write_bytes(new)
+    dst = tmp_path / "logs" / "mt"
+    dst.mkdir(parents=True)
+    (dst / "metrics.jsonl").write_bytes(
+        _log({"split": "dev", "step": 250, "time": 9.0, "mt/bleu": 30.1})
+    )
+    keep_logs(run.root, dst)
+    assert (dst / "metrics.jsonl").read_bytes() == new
