@@ -4,24 +4,18 @@ A peer is initialised from another run by name (`model.init_from: RUN_DIR:peer`,
 `init_encoder_from` / `init_decoder_from`). The name alone does not say which weights those were:
 the run it names can be trained again under the same name (on another machine, after its folder
 was lost), and fp32 training on another CPU gives other weights. So each start records, for every
-such key, the name and the SHA-256 of the file it resolved to; `peerseq report` then shows whether
-the runs it compares started from the same weights (report/summary.py: started_from).
+such key, the name and the SHA-256 of the file it resolved to (`weights_sha256`: the file with
+its metadata in sorted order, which is how `save_weights` writes it, so the same weights give the
+same hash whichever process saved them); `peerseq report` then shows whether the runs it compares
+started from the same weights (report/summary.py: started_from).
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from peerseq.rundir.checkpoint import peer_weights_file
+from peerseq.rundir.weights import weights_sha256
 
 INIT_KEYS = ("init_from", "init_encoder_from", "init_decoder_from")
-
-
-def file_sha256(path: str | Path) -> str:
-    """The hex SHA-256 of a file's bytes (read in blocks: a checkpoint can be large)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def initial_weights(peers: dict) -> dict[str, dict[str, str]]:
@@ -34,5 +28,5 @@ def initial_weights(peers: dict) -> dict[str, dict[str, str]]:
             spec = getattr(cfg.model, key, None)
             if spec:
                 file = peer_weights_file(spec, f"peers.{name}.model.{key}")
-                out[f"{name}.{key}"] = {"from": spec, "sha256": file_sha256(file)}
+                out[f"{name}.{key}"] = {"from": spec, "sha256": weights_sha256(file)}
     return out

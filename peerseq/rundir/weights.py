@@ -5,13 +5,21 @@ once and records the other names in the file's metadata (`peerseq.aliases`, JSON
 stored name); `load_weights` hands the stored tensor back under every name. Unlike
 safetensors.torch.save_model/load_model this works on plain state dicts too (averaged or
 exported weights), and the file stays a normal safetensors file for other readers.
+
+Same weights, same bytes: safetensors writes the metadata from a Rust HashMap, whose order
+changes from one process to the next, so one set of weights saved twice could give two files
+(and two SHA-256s; a retrained MT model, bit-identical, came out as another hash). `save_weights`
+rewrites the header with the metadata in sorted order, and `weights_sha256` hashes any file as
+if it were: runs record which weights they started from by that hash (rundir/provenance.py).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +33,65 @@ from peerseq.files import FILE_MODE, fsync_dir, fsync_file, temp_beside
 from peerseq.rundir.layout import weights_file
 
 _ALIASES_KEY = "peerseq.aliases"
+_HEADER_SIZE = struct.Struct("<Q")  # a safetensors file: u64 header length, JSON header, data
+_MAX_HEADER = 100_000_000  # safetensors' own limit on a header
+
+
+def sorted_metadata(header: bytes) -> bytes:
+    """A safetensors JSON header with its `__metadata__` keys in sorted order: the same length,
+    the tensors' entries untouched. Returned unchanged when it has no metadata or is not laid
+    out as safetensors writes it (compact JSON), so nothing else is ever rewritten."""
+    try:
+        meta = json.loads(header).get("__metadata__")
+    except (ValueError, AttributeError):
+        return header
+    if not meta:
+        return header
+
+    def compact(d: dict, sort: bool) -> bytes:
+        text = json.dumps(d, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
+        return b'"__metadata__":' + text.encode("utf-8")
+
+    written, canonical = compact(meta, False), compact(meta, True)
+    return header.replace(written, canonical, 1) if header.count(written) == 1 else header
+
+
+def _read_header(f) -> bytes | None:
+    """The JSON header of an open safetensors file (positioned at its start), or None."""
+    head = f.read(_HEADER_SIZE.size)
+    if len(head) < _HEADER_SIZE.size:
+        return None
+    (n,) = _HEADER_SIZE.unpack(head)
+    if n > _MAX_HEADER:
+        return None
+    header = f.read(n)
+    return header if len(header) == n else None
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a weights file as `save_weights` writes it now (metadata sorted):
+    the same for the same weights, whatever order an older file's metadata happens to be in.
+    For a file already in that order it is the SHA-256 of its bytes; a file that is not
+    safetensors is hashed as it is."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        header = _read_header(f)
+        if header is None:
+            f.seek(0)
+        else:
+            digest.update(_HEADER_SIZE.pack(len(header)) + sorted_metadata(header))
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sort_metadata_in_place(path: str | os.PathLike) -> None:
+    """Rewrite a just-written safetensors file's header with sorted metadata (same length)."""
+    with open(path, "r+b") as f:
+        header = _read_header(f)
+        if header is not None and (canonical := sorted_metadata(header)) != header:
+            f.seek(_HEADER_SIZE.size)
+            f.write(canonical)
 
 
 def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -76,6 +143,7 @@ def save_weights(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]
             save_file(tensors, tmp, metadata=metadata)
         except safetensors.SafetensorError as e:  # its I/O errors (a full disk) are not OSError
             raise OSError(errno.EIO, f"cannot write ({e})", str(path)) from None
+        _sort_metadata_in_place(tmp)
         os.chmod(tmp, FILE_MODE)  # safetensors writes its own file: 0600 otherwise
         fsync_file(Path(tmp))
         os.replace(tmp, path)

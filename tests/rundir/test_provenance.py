@@ -10,7 +10,8 @@ import shutil
 from peerseq.config import load_config
 from peerseq.experiment import Experiment
 from peerseq.rundir.checkpoint import peer_weights_file
-from peerseq.rundir.provenance import file_sha256, initial_weights
+from peerseq.rundir.provenance import initial_weights
+from peerseq.rundir.weights import weights_sha256
 from peerseq.train import train
 from tests.test_train import write_config
 
@@ -26,7 +27,9 @@ def test_the_start_record_names_the_weights_a_peer_started_from(tmp_path, m30k_6
     ]
     start = next(r for r in rows if r["split"] == "start")
     file = peer_weights_file(f"{shared}:mt")
-    assert start["init"] == {"mt.init_from": {"from": f"{shared}:mt", "sha256": file_sha256(file)}}
+    assert start["init"] == {
+        "mt.init_from": {"from": f"{shared}:mt", "sha256": weights_sha256(file)}
+    }
     assert len(start["init"]["mt.init_from"]["sha256"]) == 64
 
     # the shared run trained again under its name: same name, other weights, another hash
