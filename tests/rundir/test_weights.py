@@ -33,7 +33,7 @@ def test_save_weights_writes_its_metadata_in_sorted_order(tmp_path):
 def test_the_hash_is_of_the_weights_not_of_the_metadata_order(tmp_path):
     """The retrained MT model of issue 21: bit-identical tensors, its two metadata keys written
     the other way round, another file SHA-256. weights_sha256 gives both files one hash, that
-    of the sorted file's bytes (the hash every earlier run recorded for such a file)."""
+    of the sorted file's bytes (the hash this table's runs recorded for their MT model)."""
     f, swapped = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     save_weights(f, _tied_state())
     data = f.read_bytes()
